@@ -1,0 +1,66 @@
+"""Binary framing shared by every message on every leg (AMQP, ZeroMQ, worker pipes).
+
+A packed message is::
+
+    b"CE" | version (1 byte) | kind (1 byte) | header length (4 bytes, big endian)
+    | header (UTF-8 JSON object) | payload (opaque bytes)
+
+The header carries the routing metadata the endpoint, interchange and manager
+need; the payload carries serialized user data that only workers and the SDK
+ever deserialize.
+"""
+
+import json
+import struct
+
+MAGIC = b"CE"
+PROTOCOL_VERSION = 1
+MAX_HEADER_BYTES = 64 * 1024
+
+_PREFIX = struct.Struct("!2sBBI")
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be decoded; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def encode(kind: int, header: dict, payload: bytes = b"") -> bytes:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return _PREFIX.pack(MAGIC, PROTOCOL_VERSION, kind, len(head)) + head + payload
+
+
+def decode(data: bytes) -> tuple[int, dict, bytes]:
+    """Split ``data`` into (kind, header, payload), refusing anything malformed."""
+    kind, header, end = decode_header(data)
+    return kind, header, bytes(data[end:])
+
+
+def decode_header(data: bytes) -> tuple[int, dict, int]:
+    """(kind, header, payload offset) without copying the payload: for routers of messages."""
+    if len(data) < _PREFIX.size:
+        raise ProtocolError("truncated", f"message of {len(data)} bytes is shorter than the {_PREFIX.size}-byte prefix")
+    magic, version, kind, head_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise ProtocolError("bad-magic",
+                            f"not a compute-endpoint message (starts with {bytes(data[:2])!r}, expected {MAGIC!r})")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            "unsupported-version",
+            f"protocol version {version} is not supported (this endpoint speaks version {PROTOCOL_VERSION})",
+        )
+    if head_len > MAX_HEADER_BYTES:
+        raise ProtocolError("header-too-large", f"header of {head_len} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
+    end = _PREFIX.size + head_len
+    if len(data) < end:
+        raise ProtocolError("truncated", f"header claims {head_len} bytes but only {len(data) - _PREFIX.size} follow")
+    try:
+        header = json.loads(bytes(data[_PREFIX.size:end]))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("bad-header", f"header is not valid JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad-header", f"header must be a JSON object, got {type(header).__name__}")
+    return kind, header, end

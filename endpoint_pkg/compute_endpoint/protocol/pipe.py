@@ -1,0 +1,48 @@
+"""Length-prefixed frames on the stream socket between a manager and each worker."""
+
+import struct
+
+_LENGTH = struct.Struct("!I")
+
+
+def write_frame(sock, data: bytes) -> None:
+    sock.sendall(_LENGTH.pack(len(data)))
+    sock.sendall(data)
+
+
+def read_frame(sock) -> bytes | None:
+    """Blocking read of one frame; None when the peer closed the stream."""
+    head = _read_exactly(sock, _LENGTH.size)
+    if head is None:
+        return None
+    (length,) = _LENGTH.unpack(head)
+    return _read_exactly(sock, length)
+
+
+def _read_exactly(sock, size: int) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(min(size - len(chunks), 1 << 20))
+        if not chunk:
+            return None
+        chunks += chunk
+    return bytes(chunks)
+
+
+class FrameReader:
+    """Incremental decoder for a non-blocking reader: feed bytes, get whole frames."""
+
+    def __init__(self):
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        frames = []
+        while len(self._buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(self._buffer)
+            end = _LENGTH.size + length
+            if len(self._buffer) < end:
+                break
+            frames.append(bytes(self._buffer[_LENGTH.size:end]))
+            del self._buffer[:end]
+        return frames

@@ -1,0 +1,98 @@
+"""Serialization of functions, arguments, results and exceptions.
+
+We use cloudpickle rather than dill: it pickles functions and closures defined
+in ``__main__``, notebooks and lambdas by value, everything importable by
+reference, and hands all other objects to the standard C pickler (protocol 5),
+so it is both faster and less surprising than dill, which swaps pickle's
+dispatch tables globally. It is what Dask, Ray and PySpark ship functions with.
+
+Only the SDK and workers call the ``load_*`` functions: the endpoint,
+interchange and manager route these bytes without unpickling them.
+"""
+
+import hashlib
+import pickle
+import traceback
+import weakref
+
+import cloudpickle
+
+PROTOCOL = 5
+
+_function_cache: "weakref.WeakKeyDictionary[object, tuple[str, bytes]]" = weakref.WeakKeyDictionary()
+
+
+class SerializationError(Exception):
+    """A value that cannot be pickled; the message names its type."""
+
+
+def dump_function(fn) -> tuple[str, bytes]:
+    """(hash, bytes) of a function; cached per function object so resubmission is free."""
+    try:
+        return _function_cache[fn]
+    except (KeyError, TypeError):
+        pass
+    data = _dumps(fn, "function")
+    entry = (hashlib.sha256(data).hexdigest()[:32], data)
+    try:
+        _function_cache[fn] = entry
+    except TypeError:  # not weak-referenceable (e.g. a builtin); simply not cached
+        pass
+    return entry
+
+
+def dump_arguments(args: tuple, kwargs: dict) -> bytes:
+    return _dumps((args, kwargs), "arguments")
+
+
+def dump_value(value) -> bytes:
+    return _dumps(value, "result")
+
+
+def dump_exception(exc: BaseException) -> bytes:
+    """The pickled exception, or b"" when it cannot be pickled (its text still travels)."""
+    try:
+        data = cloudpickle.dumps(exc, protocol=PROTOCOL)
+        pickle.loads(data)  # exceptions with custom __init__ often pickle but fail to unpickle
+        return data
+    except Exception:
+        return b""
+
+
+def load(data: bytes):
+    return pickle.loads(data)
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _dumps(obj, what: str) -> bytes:
+    try:
+        return cloudpickle.dumps(obj, protocol=PROTOCOL)
+    except Exception as exc:
+        culprit = _unpicklable_type(obj)
+        raise SerializationError(
+            f"the {what} cannot be serialized: {culprit} objects cannot be pickled ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _unpicklable_type(obj) -> str:
+    """Name the innermost unpicklable object's type, e.g. 'generator' inside a list."""
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            if not _picklable(item):
+                return _unpicklable_type(item)
+    if isinstance(obj, dict):
+        for item in obj.values():
+            if not _picklable(item):
+                return _unpicklable_type(item)
+    return type(obj).__qualname__
+
+
+def _picklable(obj) -> bool:
+    try:
+        cloudpickle.dumps(obj, protocol=PROTOCOL)
+        return True
+    except Exception:
+        return False
