@@ -1,0 +1,177 @@
+"""Read config.yaml (or config.py) into a ``Config``, naming file, line and key on error."""
+
+import dataclasses
+import runpy
+import traceback
+from pathlib import Path
+
+import yaml
+
+from .fields import ConfigError
+from .model import ENGINE_TYPES, Broker, Config, Engine, LocalProvider, Strategy
+from .network import address_by_interface
+
+# Keys from upstream Globus Compute configs whose meaning does not carry over,
+# with what to do instead. Any other unknown key gets the list of known ones.
+_UNSUPPORTED_HINTS = {
+    "amqp_port": "put the port in broker.url instead",
+    "multi_user": "multi-user endpoints are not supported; run one endpoint per identity",
+    "high_assurance": "not supported",
+    "subscription_id": "not supported",
+    "public": "not supported; access is governed by broker permissions",
+    "endpoint_setup": "not supported; use engine.provider.worker_init for per-manager setup",
+    "endpoint_teardown": "not supported",
+    "log_dir": "logs are always written to the endpoint directory",
+    "executors": "use a single 'engine:' section (the upstream 1.x/2.x layout)",
+    "worker_ports": "use engine.worker_port (one port for managers)",
+    "worker_port_range": "use engine.worker_port",
+    "interchange_port_range": "the interchange's endpoint-side port is chosen automatically",
+    "encrypted": "CurveZMQ is not supported yet; keep managers on a trusted network",
+    "strategy": "use engine.job_status_kwargs (max_idletime, strategy_period)",
+}
+
+_ENGINES_ELSEWHERE = ("ThreadPoolEngine", "ProcessPoolEngine")
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate the config at ``path`` (a .yaml/.yml or .py file)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("", f"config file {path} does not exist; run `compute-endpoint configure` first")
+    if path.suffix == ".py":
+        return _load_python(path)
+    return load_yaml_text(path.read_text(), str(path))
+
+
+def load_yaml_text(text: str, filename: str) -> Config:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError("", f"invalid YAML: {problem}", filename, line) from None
+    lines = _key_lines(root)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"expected a mapping of settings at the top level, got {type(data).__name__}",
+                          filename, 1)
+    return _Builder(filename, lines).build(Config, data, ())
+
+
+class _Builder:
+    """Turns nested mappings into config objects, keeping key paths for messages."""
+
+    def __init__(self, filename: str, lines: dict[tuple, int]):
+        self.filename = filename
+        self.lines = lines
+
+    def fail(self, path: tuple, message: str):
+        line = self._line_for(path)
+        raise ConfigError(".".join(str(p) for p in path), message, self.filename, line)
+
+    def _line_for(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def build(self, cls, data, path: tuple):
+        if not isinstance(data, dict):
+            self.fail(path, f"expected a mapping of settings, got {type(data).__name__} {data!r}")
+        data = dict(data)
+        cls = self._choose_class(cls, data, path)
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in data.items():
+            if key not in known:
+                self._unknown_key(cls, path + (key,), known)
+            nested = known[key].metadata.get("kind")
+            if dataclasses.is_dataclass(nested):
+                value = self.build(nested, value, path + (key,))
+            kwargs[key] = value
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:
+            key_path = path + tuple(exc.key.split(".")) if exc.key else path
+            raise exc.located(".".join(map(str, key_path)), self.filename, self._line_for(key_path)) from None
+
+    def _choose_class(self, cls, data: dict, path: tuple):
+        if cls is Engine:
+            return self._engine_class(data, path)
+        if cls is LocalProvider:
+            kind = data.pop("type", "LocalProvider")
+            if kind != "LocalProvider":
+                self.fail(path + ("type",), f"provider type {kind!r} is not supported; supported: LocalProvider")
+        return cls
+
+    def _engine_class(self, data: dict, path: tuple):
+        kind = data.get("type", "GlobusComputeEngine")
+        if kind in _ENGINES_ELSEWHERE:
+            self.fail(path + ("type",), f"{kind} is not supported: tasks run in worker processes managed by this "
+                                        "endpoint; use type: GlobusComputeEngine")
+        if kind not in ENGINE_TYPES:
+            self.fail(path + ("type",), f"unknown engine type {kind!r}; expected one of: {', '.join(ENGINE_TYPES)}")
+        if "max_workers" in data:
+            if "max_workers_per_node" in data:
+                self.fail(path + ("max_workers",), "set either max_workers or max_workers_per_node, not both")
+            data["max_workers_per_node"] = data.pop("max_workers")
+        if isinstance(data.get("address"), dict):
+            data["address"] = self._address(data["address"], path + ("address",))
+        return Engine
+
+    def _address(self, spec: dict, path: tuple) -> str:
+        if spec.get("type") != "address_by_interface" or set(spec) != {"type", "ifname"}:
+            self.fail(path, "expected an address string or {type: address_by_interface, ifname: NAME}")
+        try:
+            return address_by_interface(str(spec["ifname"]))
+        except OSError as exc:
+            self.fail(path + ("ifname",), f"cannot read an IPv4 address of interface {spec['ifname']!r}: {exc}")
+
+    def _unknown_key(self, cls, path: tuple, known: dict):
+        key = path[-1]
+        hint = _UNSUPPORTED_HINTS.get(key)
+        if hint:
+            self.fail(path, f"is not supported by this endpoint: {hint}")
+        names = ", ".join(sorted(known))
+        self.fail(path, f"unknown key; expected one of: {names}")
+
+
+def _key_lines(node, path: tuple = ()) -> dict[tuple, int]:
+    lines: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = path + (key_node.value,)
+            lines[key_path] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, key_path))
+    return lines
+
+
+def _load_python(path: Path) -> Config:
+    try:
+        namespace = runpy.run_path(str(path), run_name="__config__")
+    except ConfigError as exc:
+        raise exc.located(file=str(path), line=_line_in(path, exc)) from None
+    except Exception as exc:  # a user file: any error it raises is theirs to see
+        raise ConfigError("", f"{type(exc).__name__}: {exc}", str(path), _line_in(path, exc)) from None
+    config = namespace.get("config")
+    if not isinstance(config, Config):
+        found = "nothing" if config is None else type(config).__name__
+        raise ConfigError("config", f"the file must define `config = Config(...)`; found {found}", str(path))
+    return config
+
+
+def _line_in(path: Path, exc: BaseException) -> int | None:
+    if isinstance(exc, SyntaxError) and exc.filename == str(path):
+        return exc.lineno
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename) == path:
+            line = frame.lineno
+    return line
+
+
+__all__ = ["load_config", "load_yaml_text", "Broker", "Config", "Engine", "LocalProvider", "Strategy"]

@@ -1,0 +1,167 @@
+"""The configuration objects an endpoint runs from.
+
+``config.yaml`` is translated into these; a ``config.py`` builds them
+directly. Validation happens at construction, so a bad value fails the same
+way from either source, naming the key.
+"""
+
+import os
+import re
+from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
+
+from .fields import ConfigError, check_fields, setting
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class LocalProvider:
+    """Managers as processes on this host (Parsl's LocalProvider semantics)."""
+
+    init_blocks: int = setting(1, kind=int, minimum=0, doc="managers started with the endpoint")
+    min_blocks: int = setting(0, kind=int, minimum=0, doc="never scale below this many managers")
+    max_blocks: int = setting(1, kind=int, minimum=1, doc="never scale above this many managers")
+    nodes_per_block: int = setting(1, kind=int, choices=(1,), doc="always 1 on this host")
+    parallelism: float = setting(1.0, kind=float, minimum=0,
+                                 doc="fraction of outstanding tasks to provision slots for (0-1)")
+    worker_init: str = setting("", kind=str, doc="shell commands run before each manager starts")
+
+    type = "LocalProvider"
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.parallelism > 1:
+            raise ConfigError("parallelism", f"expected a number between 0 and 1, got {self.parallelism!r}")
+        if self.min_blocks > self.max_blocks:
+            raise ConfigError("min_blocks", f"is {self.min_blocks}, above max_blocks ({self.max_blocks})")
+        if not self.min_blocks <= self.init_blocks <= self.max_blocks:
+            raise ConfigError(
+                "init_blocks",
+                f"is {self.init_blocks}; it must lie between min_blocks ({self.min_blocks}) "
+                f"and max_blocks ({self.max_blocks})",
+            )
+
+
+@dataclass
+class Strategy:
+    """When to add and remove blocks (upstream's ``job_status_kwargs``)."""
+
+    max_idletime: float = setting(120.0, kind=float, positive=True,
+                                  doc="seconds a manager may sit idle before it is removed")
+    strategy_period: float = setting(5.0, kind=float, positive=True, doc="seconds between scaling decisions")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def _default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+ENGINE_TYPES = ("GlobusComputeEngine", "HighThroughputEngine", "ComputeEngine")
+
+
+@dataclass
+class Engine:
+    """How tasks run: managers from a provider, each with a pool of worker processes."""
+
+    provider: LocalProvider = setting(kind=LocalProvider, factory=LocalProvider)
+    type: str = setting("GlobusComputeEngine", kind=str, choices=ENGINE_TYPES)
+    max_workers_per_node: int = setting(kind=int, minimum=1, factory=_default_workers,
+                                        doc="worker processes per manager")
+    max_retries_on_system_failure: int = setting(
+        1, kind=int, minimum=0, doc="re-runs of a task whose worker or manager died")
+    task_walltime: float | None = setting(None, kind=float, positive=True, nullable=True,
+                                          doc="seconds a task may run before it is killed")
+    heartbeat_period: float = setting(5.0, kind=float, positive=True,
+                                      doc="seconds between interchange<->manager heartbeats")
+    heartbeat_threshold: float = setting(20.0, kind=float, positive=True,
+                                         doc="seconds of silence before a manager is declared lost")
+    prefetch_capacity: int = setting(0, kind=int, minimum=0, doc="tasks a manager may queue beyond its workers")
+    address: str = setting("127.0.0.1", kind=str, doc="address the interchange listens on for managers")
+    worker_port: int | None = setting(None, kind=int, minimum=1, nullable=True,
+                                      doc="port for managers; chosen freely when unset")
+    worker_env: dict = setting(kind=dict, factory=dict, doc="extra environment variables for workers")
+    label: str = setting("", kind=str, doc="free text, shown in status")
+    job_status_kwargs: Strategy = setting(kind=Strategy, factory=Strategy)
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.worker_port is not None and self.worker_port > 65535:
+            raise ConfigError("worker_port", f"expected a TCP port (1-65535), got {self.worker_port}")
+        if self.heartbeat_threshold <= self.heartbeat_period:
+            raise ConfigError(
+                "heartbeat_threshold",
+                f"is {self.heartbeat_threshold}s; it must exceed heartbeat_period ({self.heartbeat_period}s)",
+            )
+        for key, value in self.worker_env.items():
+            if not isinstance(key, str) or not isinstance(value, (str, int, float)):
+                raise ConfigError("worker_env", f"expected NAME: value pairs of strings, got {key!r}: {value!r}")
+
+
+@dataclass
+class Broker:
+    """Where the broker is. Credentials never live here (see ``compute-endpoint login``)."""
+
+    url: str = setting("amqp://127.0.0.1:5672/%2F", kind=str, doc="amqp:// or amqps:// URL, no user or password")
+    tls_ca: str | None = setting(None, kind=str, nullable=True, doc="CA bundle to verify an amqps:// broker")
+    heartbeat: int = setting(60, kind=int, minimum=0, doc="AMQP heartbeat in seconds (0 disables)")
+    connect_timeout: float = setting(10.0, kind=float, positive=True, doc="seconds to wait for a connection")
+
+    def __post_init__(self):
+        check_fields(self)
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ConfigError("url", f"expected an amqp:// or amqps:// URL, got {self.url!r}")
+        if not parts.hostname:
+            raise ConfigError("url", f"has no host name: {self.url!r}")
+        if parts.password is not None or parts.username is not None:
+            raise ConfigError(
+                "url",
+                "must not contain a user name or password; store credentials with "
+                "`compute-endpoint login` or set COMPUTE_CLIENT_ID/COMPUTE_CLIENT_SECRET",
+            )
+        if self.tls_ca and parts.scheme != "amqps":
+            raise ConfigError("tls_ca", "is set but the broker URL is not amqps://")
+
+
+_HASH = re.compile(r"^[0-9a-f]{16,64}$")
+
+
+@dataclass
+class Config:
+    """One endpoint's configuration."""
+
+    engine: Engine = setting(kind=Engine, factory=Engine)
+    broker: Broker = setting(kind=Broker, factory=Broker)
+    display_name: str | None = setting(None, kind=str, nullable=True, doc="name shown to users")
+    heartbeat_period: float = setting(30.0, kind=float, positive=True, doc="seconds between status reports")
+    heartbeat_threshold: float = setting(120.0, kind=float, positive=True,
+                                         doc="seconds without a report before clients see Disconnected")
+    idle_heartbeats_soft: int = setting(0, kind=int, minimum=0,
+                                        doc="stop after this many idle heartbeats (0: never)")
+    allowed_functions: list | None = setting(None, kind=list, nullable=True,
+                                             doc="function hashes allowed to run (null: any)")
+    max_payload_bytes: int = setting(10 * MiB, kind=int, minimum=1024, doc="largest task or result accepted")
+    stop_timeout: float = setting(10.0, kind=float, minimum=0,
+                                  doc="seconds `stop` waits for tasks in flight before returning them to the queue")
+    log_level: str = setting("INFO", kind=str, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    debug: bool = setting(False, kind=bool, doc="same as log_level: DEBUG")
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.heartbeat_threshold <= self.heartbeat_period:
+            raise ConfigError(
+                "heartbeat_threshold",
+                f"is {self.heartbeat_threshold}s; it must exceed heartbeat_period ({self.heartbeat_period}s)",
+            )
+        for item in self.allowed_functions or ():
+            if not isinstance(item, str) or not _HASH.match(item):
+                raise ConfigError("allowed_functions", f"expected function hashes (hex strings), got {item!r}")
+        if self.debug:
+            self.log_level = "DEBUG"
+
+
+def field_names(cls) -> list[str]:
+    return [f.name for f in fields(cls)]

@@ -1,0 +1,38 @@
+"""The config.yaml that `compute-endpoint configure` writes."""
+
+DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672/%2F"
+
+_TEMPLATE = """\
+# Compute endpoint configuration. Every key is optional; defaults are shown.
+# Reference: the "Configuration" section of the project README.
+display_name: {display_name}
+
+broker:
+  # No user name or password here: run `compute-endpoint login {name}` or set
+  # COMPUTE_CLIENT_ID / COMPUTE_CLIENT_SECRET.
+  url: {broker_url}
+
+# Seconds between status reports; clients call the endpoint Disconnected after
+# heartbeat_threshold seconds without one.
+heartbeat_period: 30
+heartbeat_threshold: 120
+
+engine:
+  type: GlobusComputeEngine
+  max_workers_per_node: {workers}
+  max_retries_on_system_failure: 1
+  provider:
+    type: LocalProvider
+    init_blocks: 1
+    min_blocks: 0
+    max_blocks: 1
+"""
+
+
+def render_default_config(name: str, broker_url: str | None, workers: int) -> str:
+    return _TEMPLATE.format(
+        name=name,
+        display_name=name,
+        broker_url=broker_url or DEFAULT_BROKER_URL,
+        workers=workers,
+    )
