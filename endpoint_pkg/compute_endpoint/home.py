@@ -1,0 +1,152 @@
+"""Where an endpoint's files live.
+
+Per-user (the default): everything under ``~/.compute_endpoint/NAME/`` (or
+``$COMPUTE_ENDPOINT_HOME/NAME/``). System-wide (``COMPUTE_ENDPOINT_SYSTEM=1``,
+as the packaged systemd units set): config in ``/etc/compute-endpoint/NAME/``
+and state and logs in ``/var/lib/compute-endpoint/NAME/``.
+"""
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EndpointError, NotFoundError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SYSTEM_CONFIG_ROOT = Path("/etc/compute-endpoint")
+SYSTEM_STATE_ROOT = Path("/var/lib/compute-endpoint")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name or ""):
+        raise EndpointError(
+            f"invalid endpoint name {name!r}: use up to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class EndpointHome:
+    """The root under which endpoints are kept."""
+
+    config_root: Path
+    state_root: Path
+    system: bool = False
+
+    @classmethod
+    def resolve(cls) -> "EndpointHome":
+        if os.environ.get("COMPUTE_ENDPOINT_SYSTEM") == "1":
+            return cls(SYSTEM_CONFIG_ROOT, SYSTEM_STATE_ROOT, system=True)
+        root = Path(os.environ.get("COMPUTE_ENDPOINT_HOME") or Path.home() / ".compute_endpoint")
+        return cls(root, root)
+
+    @property
+    def key_file(self) -> Path:
+        """Key of the encrypted credential stores (kept apart from the ciphertext)."""
+        override = os.environ.get("COMPUTE_ENDPOINT_KEY_FILE")
+        if override:
+            return Path(override)
+        return (self.state_root / "credentials.key") if not self.system else SYSTEM_STATE_ROOT / "credentials.key"
+
+    def endpoint(self, name: str) -> "EndpointDir":
+        check_name(name)
+        return EndpointDir(name, self.config_root / name, self.state_root / name)
+
+    def existing(self, name: str) -> "EndpointDir":
+        ep = self.endpoint(name)
+        if not ep.is_configured():
+            raise NotFoundError(f"endpoint {name!r} is not configured; run `compute-endpoint configure {name}`")
+        return ep
+
+    def names(self) -> list[str]:
+        if not self.config_root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.config_root.iterdir()
+            if p.is_dir() and NAME_PATTERN.match(p.name) and EndpointDir(p.name, p, p).config_file() is not None
+        )
+
+
+@dataclass(frozen=True)
+class EndpointDir:
+    """The files of one endpoint."""
+
+    name: str
+    config_dir: Path
+    state_dir: Path
+
+    def config_file(self) -> Path | None:
+        for candidate in ("config.yaml", "config.yml", "config.py"):
+            path = self.config_dir / candidate
+            if path.exists():
+                return path
+        return None
+
+    def is_configured(self) -> bool:
+        return self.config_file() is not None
+
+    @property
+    def info_file(self) -> Path:
+        return self.state_dir / "endpoint.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "daemon.pid"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "daemon.lock"
+
+    @property
+    def components_file(self) -> Path:
+        return self.state_dir / "components.json"
+
+    @property
+    def runtime_file(self) -> Path:
+        return self.state_dir / "runtime.json"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config_dir / "credentials.enc"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def log_file(self, component: str) -> Path:
+        return self.log_dir / f"{component}.log"
+
+    def read_info(self) -> dict:
+        return read_json(self.info_file) or {}
+
+    def write_info(self, info: dict) -> None:
+        write_json(self.info_file, info)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise EndpointError(f"cannot read {path}: {exc}; remove or repair the file") from None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict, mode: int = 0o644) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

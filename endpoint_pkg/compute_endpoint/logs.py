@@ -1,0 +1,33 @@
+"""Logging setup shared by every component.
+
+Under systemd (JOURNAL_STREAM set) or with no log file, records go to stderr
+and the journal stamps them; otherwise to a rotating file in the endpoint's
+log directory.
+"""
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s[%(process)d] %(message)s"
+_JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(component: str, log_file: Path | None, level: str = "INFO") -> logging.Logger:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if log_file is None or os.environ.get("JOURNAL_STREAM"):
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_JOURNAL_FORMAT))
+    else:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=20 * 1024 * 1024, backupCount=5)
+        handler.setFormatter(logging.Formatter(_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # pika logs every connection step at INFO; its warnings are what matter.
+    logging.getLogger("pika").setLevel(logging.WARNING if level != "DEBUG" else logging.INFO)
+    return logging.getLogger(f"compute_endpoint.{component}")

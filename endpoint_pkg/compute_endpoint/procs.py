@@ -1,0 +1,92 @@
+"""Process helpers: parent-death signals, liveness checks, and careful killing."""
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import signal
+import time
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_libc = None
+
+
+def die_with_parent(expected_parent: int | None, sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` when our parent dies.
+
+    Components started by the endpoint must not outlive it (a crashed endpoint
+    leaves nothing running that a fresh start would fight with). If the parent
+    already died before this call, exit now.
+    """
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if expected_parent and os.getppid() != expected_parent:
+        os.kill(os.getpid(), sig)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def is_ours(pid: int, marker: str) -> bool:
+    """True if ``pid`` is alive and its command line contains ``marker``.
+
+    Pids from a crashed run may have been reused by unrelated processes; we only
+    signal a pid whose command line still looks like the component we started.
+    """
+    return pid_alive(pid) and marker in cmdline(pid)
+
+
+def terminate(pids: list[int], timeout: float, sig: int = signal.SIGTERM) -> list[int]:
+    """Send ``sig`` to each pid, wait up to ``timeout``, SIGKILL survivors; return the killed ones."""
+    live = [p for p in pids if pid_alive(p)]
+    for pid in live:
+        _signal(pid, sig)
+    deadline = time.monotonic() + timeout
+    while live and time.monotonic() < deadline:
+        time.sleep(0.05)
+        live = [p for p in live if pid_alive(p)]
+    for pid in live:
+        _signal(pid, signal.SIGKILL)
+    return live
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def describe_exit(code: int) -> str:
+    """'exit code 3' or 'killed by signal SIGSEGV' from a Popen return code."""
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
