@@ -1,0 +1,1 @@
+"""Managers: a pool of worker processes fed by the interchange."""

@@ -1,0 +1,224 @@
+"""A manager: connects to the interchange, feeds its worker pool, reports results.
+
+Reliability rules (the link to the interchange may break and heal, or the
+interchange may restart):
+
+* every result is kept until the interchange acknowledges it, and resent on
+  re-registration or after a heartbeat period without acknowledgement;
+* every heartbeat lists the tasks this manager holds and the newest task
+  batch it saw, so the interchange can requeue tasks lost in transit;
+* a new interchange incarnation, or a "register" request, makes the manager
+  register again, declaring the tasks it already holds.
+"""
+
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+import zmq
+
+from .. import __version__
+from ..protocol import Control, Heartbeat, ManagerRegistration, ResultAck, Task, TaskBatch, unpack_any
+from ..protocol.messages import ResultBatch
+from .worker_pool import WorkerPool
+
+log = logging.getLogger("compute_endpoint.manager")
+
+
+@dataclass
+class ManagerSettings:
+    interchange: str
+    workers: int
+    manager_id: str = ""
+    prefetch: int = 0
+    heartbeat_period: float = 5.0
+    heartbeat_threshold: float = 20.0
+    walltime: float | None = None
+    max_result_bytes: int = 10 * 2**20
+    parent_pid: int = 0
+
+    def __post_init__(self):
+        if not self.manager_id:
+            self.manager_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Manager:
+    def __init__(self, settings: ManagerSettings, worker_env: dict | None = None, worker_output=None):
+        self.settings = settings
+        self.id = settings.manager_id
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.IDENTITY, self.id.encode())
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.pool = WorkerPool(settings.workers, self.id, settings.max_result_bytes, worker_env, worker_output)
+        self.pending: deque[tuple[str, bytes, float | None]] = deque()
+        self.known: set[str] = set()
+        self.unacked: dict[str, tuple[bytes, float]] = {}
+        self.last_batch = 0
+        self.incarnation: str | None = None
+        self.last_contact = time.monotonic()
+        self.contact_lost_logged = False
+        self.running = True
+        self.draining = False
+        self._next_heartbeat = 0.0
+
+    # --- main loop -----------------------------------------------------------
+
+    def run(self) -> None:
+        self.sock.connect(self.settings.interchange)
+        self.pool.start()
+        self.register()
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        watched: set[int] = set()
+        log.info("manager %s connected to %s with %d workers", self.id, self.settings.interchange,
+                 self.settings.workers)
+        while self.running:
+            watched = self._sync_poller(poller, watched)
+            events = dict(poller.poll(200))
+            if self.sock in events:
+                self._drain_interchange()
+            results = []
+            for fd in [fd for fd in events if isinstance(fd, int)]:
+                results.extend(self.pool.on_readable(fd))
+            if results:
+                self._send_results(results)
+            self._dispatch()
+            self._tick()
+            if self.draining and not self.known:
+                log.info("drained; exiting")
+                self.running = False
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self.pool.stop()
+        self.sock.close()
+        self.ctx.term()
+
+    def _sync_poller(self, poller: zmq.Poller, watched: set[int]) -> set[int]:
+        current = set(self.pool.workers)
+        for fd in watched - current:
+            try:
+                poller.unregister(fd)
+            except KeyError:
+                pass
+        for fd in current - watched:
+            poller.register(fd, zmq.POLLIN)
+        return current
+
+    # --- interchange side ----------------------------------------------------
+
+    def register(self) -> None:
+        msg = ManagerRegistration(
+            manager_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+            workers=self.settings.workers, prefetch=self.settings.prefetch,
+            known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
+        )
+        self.sock.send(msg.pack())
+        self._resend_unacked(force=True)
+
+    def _drain_interchange(self) -> None:
+        while True:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.last_contact = time.monotonic()
+            if self.contact_lost_logged:
+                log.info("interchange reachable again")
+                self.contact_lost_logged = False
+            self._handle(unpack_any(frames[0]), frames[1:])
+
+    def _handle(self, msg, extra_frames) -> None:
+        if isinstance(msg, TaskBatch):
+            self.last_batch = max(self.last_batch, msg.seq)
+            for frame in extra_frames:
+                self._accept_task(frame)
+        elif isinstance(msg, ResultAck):
+            for task_id in msg.task_ids:
+                if self.unacked.pop(task_id, None) is not None:
+                    self.known.discard(task_id)
+        elif isinstance(msg, Heartbeat):
+            if msg.incarnation != self.incarnation:
+                if self.incarnation is not None:
+                    log.warning("interchange restarted (incarnation %s); registering again", msg.incarnation)
+                    self.register()
+                self.incarnation = msg.incarnation
+        elif isinstance(msg, Control):
+            self._control(msg)
+
+    def _control(self, msg: Control) -> None:
+        if msg.action == "register":
+            self.register()
+        elif msg.action == "shutdown":
+            log.info("shutdown requested by the interchange")
+            self.running = False
+        elif msg.action == "drain":
+            log.info("drain requested: finishing %d tasks, accepting no more", len(self.known))
+            self.draining = True
+
+    def _accept_task(self, frame) -> None:
+        task = Task.unpack(frame)
+        if task.task_id in self.known:
+            return  # a resend of a task we already hold
+        self.known.add(task.task_id)
+        self.pending.append((task.task_id, bytes(frame), task.walltime or self.settings.walltime))
+
+    def _send_results(self, results) -> None:
+        now = time.monotonic()
+        frames = [ResultBatch(sender=self.id).pack()]
+        for result in results:
+            packed = result.pack()
+            self.unacked[result.task_id] = (packed, now)
+            frames.append(packed)
+        self.sock.send_multipart(frames)
+
+    def _resend_unacked(self, force: bool = False) -> None:
+        cutoff = time.monotonic() - self.settings.heartbeat_period
+        stale = [(tid, data) for tid, (data, sent) in self.unacked.items() if force or sent < cutoff]
+        if not stale:
+            return
+        now = time.monotonic()
+        for tid, data in stale:
+            self.unacked[tid] = (data, now)
+        self.sock.send_multipart([ResultBatch(sender=self.id).pack()] + [data for _, data in stale])
+
+    # --- workers and timers --------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if not self.pending:
+            return
+        for worker in self.pool.idle():
+            if not self.pending:
+                break
+            task_id, data, walltime = self.pending.popleft()
+            self.pool.assign(worker, task_id, data, walltime)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.pool.check_walltimes()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.settings.heartbeat_period
+            self.sock.send(Heartbeat(sender=self.id, known_tasks=sorted(self.known), last_batch=self.last_batch,
+                                     idle_workers=len(self.pool.idle())).pack())
+            self._resend_unacked()
+        silent = now - self.last_contact
+        if silent > self.settings.heartbeat_threshold and not self.contact_lost_logged:
+            log.warning("no word from the interchange for %.0fs; holding %d tasks and retrying",
+                        silent, len(self.known))
+            self.contact_lost_logged = True
+
+
+def install_signal_handlers(manager: Manager) -> None:
+    def stop(signum, frame):
+        manager.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

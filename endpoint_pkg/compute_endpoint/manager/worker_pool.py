@@ -1,0 +1,173 @@
+"""The manager's pool of worker processes: start, feed, watch, replace.
+
+Each worker is a child process connected by a stream socket. A worker that
+dies (segfault, ``os._exit``, OOM kill) is noticed by end-of-stream on that
+socket; its task gets an error result and a fresh worker takes its place. A
+task over its walltime has its worker killed.
+"""
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..procs import describe_exit
+from ..protocol import Result
+from ..protocol import messages as m
+from ..protocol.pipe import FrameReader, write_frame
+
+log = logging.getLogger("compute_endpoint.manager.pool")
+
+
+@dataclass
+class RunningTask:
+    task_id: str
+    started: float
+    deadline: float | None
+    walltime: float | None
+
+
+@dataclass
+class WorkerHandle:
+    index: int
+    process: subprocess.Popen
+    sock: socket.socket
+    reader: FrameReader = field(default_factory=FrameReader)
+    task: RunningTask | None = None
+    killed_for_walltime: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+class WorkerPool:
+    def __init__(self, size: int, manager_id: str, max_result_bytes: int, env: dict | None = None,
+                 stdout=None):
+        self.size = size
+        self.manager_id = manager_id
+        self.max_result_bytes = max_result_bytes
+        self.env = env
+        self.stdout = stdout
+        self.workers: dict[int, WorkerHandle] = {}  # keyed by socket fd
+        self._next_index = 0
+        self.replaced = 0
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        while len(self.workers) < self.size:
+            self._spawn()
+
+    def _spawn(self) -> WorkerHandle:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cmd = [sys.executable, "-m", "compute_endpoint.worker", "--fd", str(theirs.fileno()),
+               "--parent-pid", str(os.getpid()), "--max-result-bytes", str(self.max_result_bytes)]
+        process = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=self.env, stdin=subprocess.DEVNULL,
+                                   stdout=self.stdout, stderr=self.stdout)
+        theirs.close()
+        handle = WorkerHandle(self._next_index, process, mine)
+        self._next_index += 1
+        self.workers[mine.fileno()] = handle
+        log.debug("started worker %d (pid %d)", handle.index, process.pid)
+        return handle
+
+    def stop(self, timeout: float = 2.0) -> None:
+        for handle in self.workers.values():
+            handle.sock.close()
+            _kill(handle.process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for handle in self.workers.values():
+            try:
+                handle.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill(handle.process, signal.SIGKILL)
+                handle.process.wait()
+        self.workers.clear()
+
+    # --- work ----------------------------------------------------------------
+
+    def idle(self) -> list[WorkerHandle]:
+        return [w for w in self.workers.values() if w.task is None]
+
+    def busy_count(self) -> int:
+        return sum(1 for w in self.workers.values() if w.task is not None)
+
+    def running_task_ids(self) -> list[str]:
+        return [w.task.task_id for w in self.workers.values() if w.task is not None]
+
+    def assign(self, worker: WorkerHandle, task_id: str, task_bytes: bytes, walltime: float | None) -> bool:
+        now = time.monotonic()
+        worker.task = RunningTask(task_id, now, now + walltime if walltime else None, walltime)
+        try:
+            write_frame(worker.sock, task_bytes)
+        except OSError:
+            # The worker is already dead; its end-of-stream will be read next and
+            # the task reported through the usual worker-death path.
+            log.warning("worker %d (pid %d) died before it received task %s", worker.index, worker.pid, task_id)
+        return True
+
+    def on_readable(self, fd: int) -> list[Result]:
+        """Read from one worker; returns finished results (including death reports)."""
+        worker = self.workers.get(fd)
+        if worker is None:
+            return []
+        try:
+            data = worker.sock.recv(1 << 20)
+        except (ConnectionResetError, OSError):
+            data = b""
+        if not data:
+            return self._on_worker_exit(worker)
+        results = []
+        for frame in worker.reader.feed(data):
+            result = Result.unpack(frame)
+            result.manager = self.manager_id
+            results.append(result)
+            worker.task = None
+        return results
+
+    def check_walltimes(self) -> None:
+        """Kill workers whose task ran over its walltime; their exit is reported by on_readable."""
+        now = time.monotonic()
+        for worker in self.workers.values():
+            task = worker.task
+            if task and task.deadline and now > task.deadline and not worker.killed_for_walltime:
+                log.warning("task %s exceeded its walltime of %ss; killing worker pid %d",
+                            task.task_id, task.walltime, worker.pid)
+                worker.killed_for_walltime = True
+                _kill(worker.process, signal.SIGKILL)
+
+    def _on_worker_exit(self, worker: WorkerHandle) -> list[Result]:
+        del self.workers[worker.sock.fileno()]
+        worker.sock.close()
+        code = worker.process.wait()
+        self.replaced += 1
+        replacement = self._spawn()
+        log.info("worker %d (pid %d) exited (%s); started worker %d (pid %d)", worker.index, worker.pid,
+                 describe_exit(code), replacement.index, replacement.pid)
+        task = worker.task
+        if task is None:
+            return []
+        if worker.killed_for_walltime:
+            return [Result.failure(task.task_id, m.WALLTIME,
+                                   f"the task ran longer than its walltime of {task.walltime:g}s and was killed",
+                                   error_type="TaskWalltimeExceeded", manager=self.manager_id,
+                                   worker_pid=worker.pid, finished_at=time.time())]
+        return [Result.failure(task.task_id, m.WORKER_DIED,
+                               f"the worker process running this task died ({describe_exit(code)})",
+                               error_type="WorkerDied", manager=self.manager_id, worker_pid=worker.pid,
+                               finished_at=time.time())]
+
+
+def _kill(process: subprocess.Popen, sig: int) -> None:
+    try:
+        process.send_signal(sig)
+    except ProcessLookupError:
+        pass

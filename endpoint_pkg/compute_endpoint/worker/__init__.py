@@ -1,0 +1,1 @@
+"""Worker processes: the only place user functions are deserialized and run."""

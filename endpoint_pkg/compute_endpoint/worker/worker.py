@@ -1,0 +1,117 @@
+"""A worker: runs one task at a time from its manager and answers with the result.
+
+The only component that unpickles user payloads. It talks to its manager over
+a stream socket inherited as a file descriptor, so the user function's own
+stdout and stderr stay free for its prints.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+from collections import OrderedDict
+
+from .. import serialize
+from ..procs import die_with_parent
+from ..protocol import Result, Task
+from ..protocol import messages as m
+from ..protocol.pipe import read_frame, write_frame
+
+_FUNCTION_CACHE_SIZE = 128
+
+
+class FunctionCache:
+    """Deserialized functions by hash: resubmitting a function costs one lookup."""
+
+    def __init__(self, size: int = _FUNCTION_CACHE_SIZE):
+        self._size = size
+        self._entries: OrderedDict[str, object] = OrderedDict()
+
+    def get(self, fn_hash: str, data: bytes):
+        fn = self._entries.get(fn_hash)
+        if fn is None:
+            fn = serialize.load(data)
+            self._entries[fn_hash] = fn
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(fn_hash)
+        return fn
+
+
+def execute(task: Task, cache: FunctionCache, max_result_bytes: int) -> Result:
+    started = time.time()
+    common = {"task_id": task.task_id, "worker_pid": os.getpid(), "started_at": started}
+    try:
+        fn = cache.get(task.fn_hash, task.payload[: task.fn_len])
+        args, kwargs = serialize.load(task.payload[task.fn_len:])
+    except Exception as exc:
+        return Result.failure(
+            error_kind=m.SERIALIZATION, error_type=type(exc).__name__, finished_at=time.time(),
+            message=f"the worker could not deserialize the task: {type(exc).__name__}: {exc} "
+                    "(are the modules it uses installed where the workers run?)",
+            **common,
+        )
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as exc:  # even sys.exit() in user code is reported, not obeyed
+        return _exception_result(exc, common)
+    return _value_result(value, common, max_result_bytes)
+
+
+def _exception_result(exc: BaseException, common: dict) -> Result:
+    exc.__traceback__ = exc.__traceback__.tb_next if exc.__traceback__ else None  # drop execute()'s frame
+    kind = type(exc)
+    return Result(
+        ok=False, error_kind=m.EXCEPTION, error_type=f"{kind.__module__}.{kind.__qualname__}",
+        error_message=str(exc), traceback=serialize.format_exception(exc),
+        payload=serialize.dump_exception(exc), finished_at=time.time(), **common,
+    )
+
+
+def _value_result(value, common: dict, max_result_bytes: int) -> Result:
+    try:
+        data = serialize.dump_value(value)
+    except serialize.SerializationError as exc:
+        return Result.failure(error_kind=m.SERIALIZATION, error_type="SerializationError",
+                              message=str(exc), finished_at=time.time(), **common)
+    if len(data) > max_result_bytes:
+        return Result.failure(
+            error_kind=m.PAYLOAD_TOO_LARGE, error_type="PayloadTooLarge", finished_at=time.time(),
+            message=f"the result is {len(data) / 2**20:.1f} MiB, over the endpoint's limit of "
+                    f"{max_result_bytes / 2**20:.1f} MiB (max_payload_bytes)",
+            **common,
+        )
+    return Result(ok=True, payload=data, finished_at=time.time(), **common)
+
+
+def serve(sock: socket.socket, max_result_bytes: int) -> None:
+    cache = FunctionCache()
+    while True:
+        frame = read_frame(sock)
+        if frame is None:
+            return
+        task = Task.unpack(frame)
+        write_frame(sock, execute(task, cache, max_result_bytes).pack())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="compute-endpoint-worker", description="Run tasks sent by a manager.")
+    parser.add_argument("--fd", type=int, required=True, help="stream socket to the manager")
+    parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--max-result-bytes", type=int, default=10 * 2**20)
+    args = parser.parse_args(argv)
+    die_with_parent(args.parent_pid, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal goes to the endpoint, not to us
+    sock = socket.socket(fileno=args.fd)
+    try:
+        serve(sock, args.max_result_bytes)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
