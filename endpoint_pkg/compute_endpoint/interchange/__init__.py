@@ -1,0 +1,1 @@
+"""The interchange: schedules tasks from the endpoint onto managers over ZeroMQ."""

@@ -1,0 +1,277 @@
+"""The interchange process: ZeroMQ sockets, heartbeats and bookkeeping around the Scheduler.
+
+Two ROUTER sockets: one on loopback for the endpoint daemon, one on the
+configured address for managers. Tasks arrive from the endpoint, are
+scheduled onto managers, results flow back. The interchange never
+deserializes user payloads; it reads message headers only.
+"""
+
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+import zmq
+
+from ..protocol import (
+    Control,
+    Heartbeat,
+    InterchangeStatus,
+    ManagerRegistration,
+    ProtocolError,
+    Result,
+    ResultAck,
+    ResultBatch,
+    Task,
+    TaskBatch,
+    unpack_any,
+)
+from ..protocol import messages as m
+from .manager_record import ManagerRecord
+from .scheduler import Lost, Scheduler
+
+log = logging.getLogger("compute_endpoint.interchange")
+
+ENDPOINT_IDENTITY = b"endpoint"
+_RETRYABLE = {m.WORKER_DIED}
+
+
+@dataclass
+class InterchangeSettings:
+    endpoint_port: int
+    worker_address: str = "127.0.0.1"
+    worker_port: int = 0
+    heartbeat_period: float = 5.0
+    heartbeat_threshold: float = 20.0
+    max_retries: int = 1
+    parent_pid: int = 0
+    status_interval: float = 1.0
+
+
+def _router(ctx: zmq.Context) -> zmq.Socket:
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # tell us when a peer is gone instead of dropping silently
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a peer that reconnects takes over its identity
+    return sock
+
+
+class Interchange:
+    def __init__(self, settings: InterchangeSettings):
+        self.settings = settings
+        self.incarnation = uuid.uuid4().hex[:12]
+        self.ctx = zmq.Context()
+        self.endpoint_sock = _router(self.ctx)
+        self.endpoint_sock.bind(f"tcp://127.0.0.1:{settings.endpoint_port}")
+        self.manager_sock = _router(self.ctx)
+        self.manager_sock.bind(f"tcp://{settings.worker_address}:{settings.worker_port}")
+        self.scheduler = Scheduler(settings.max_retries)
+        self.to_endpoint: deque[list[bytes]] = deque()
+        self.running = True
+        self.status_dirty = True
+        self._next_heartbeat = 0.0
+        self._last_status = 0.0
+
+    # --- main loop -----------------------------------------------------------
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.endpoint_sock, zmq.POLLIN)
+        poller.register(self.manager_sock, zmq.POLLIN)
+        log.info("interchange %s serving managers on %s:%s", self.incarnation, self.settings.worker_address,
+                 self.settings.worker_port)
+        while self.running:
+            events = dict(poller.poll(100))
+            if self.manager_sock in events:
+                self._drain(self.manager_sock, self._on_manager)
+            if self.endpoint_sock in events:
+                self._drain(self.endpoint_sock, self._on_endpoint)
+            self._dispatch()
+            self._tick()
+        self.close()
+
+    def close(self) -> None:
+        self.endpoint_sock.close()
+        self.manager_sock.close()
+        self.ctx.term()
+
+    def _drain(self, sock: zmq.Socket, handler) -> None:
+        for _ in range(10_000):  # bounded so one busy side cannot starve the other
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                handler(frames[0], unpack_any(frames[1]), frames[2:])
+            except (ProtocolError, IndexError) as exc:
+                log.error("dropped a malformed message from %r: %s", frames[0], exc)
+
+    # --- endpoint side -------------------------------------------------------
+
+    def _on_endpoint(self, identity: bytes, msg, extra: list[bytes]) -> None:
+        if isinstance(msg, TaskBatch):
+            for data in extra:
+                task = Task.peek(data)
+                self.scheduler.submit(task.task_id, data, task.container_type)
+            self.status_dirty = True
+        elif isinstance(msg, Control):
+            self._endpoint_control(msg)
+        self._flush_to_endpoint()
+
+    def _endpoint_control(self, msg: Control) -> None:
+        if msg.action == "hello":
+            self.status_dirty = True
+        elif msg.action == "shutdown":
+            log.info("shutdown requested by the endpoint; stopping %d managers", len(self.scheduler.managers))
+            self._broadcast(Control(action="shutdown").pack())
+            self.running = False
+        elif msg.action == "drain":
+            self._broadcast(Control(action="drain").pack())
+            for manager_id in self.scheduler.managers:
+                self.scheduler.set_draining(manager_id)
+
+    def _send_endpoint(self, frames: list[bytes]) -> None:
+        self.to_endpoint.append(frames)
+        self._flush_to_endpoint()
+
+    def _flush_to_endpoint(self) -> None:
+        while self.to_endpoint:
+            try:
+                self.endpoint_sock.send_multipart([ENDPOINT_IDENTITY] + self.to_endpoint[0])
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EHOSTUNREACH:
+                    raise
+                return  # endpoint not connected; keep until it says hello
+            self.to_endpoint.popleft()
+
+    # --- manager side --------------------------------------------------------
+
+    def _on_manager(self, identity: bytes, msg, extra: list[bytes]) -> None:
+        manager_id = identity.decode(errors="replace")
+        record = self.scheduler.managers.get(manager_id)
+        if record is not None:
+            record.last_seen = time.monotonic()
+        if isinstance(msg, ManagerRegistration):
+            self._register(identity, msg)
+        elif isinstance(msg, ResultBatch):
+            self._on_results(identity, extra)
+        elif isinstance(msg, Heartbeat):
+            if record is None:
+                self._send_manager(identity, Control(action="register").pack())
+                return
+            record.idle_workers = msg.idle_workers
+            requeued = self.scheduler.reconcile(manager_id, msg.known_tasks, msg.last_batch)
+            if requeued:
+                log.warning("manager %s never received %d tasks; requeued them", manager_id, requeued)
+
+    def _register(self, identity: bytes, msg: ManagerRegistration) -> None:
+        record = ManagerRecord(
+            manager_id=msg.manager_id, hostname=msg.hostname, pid=msg.pid, workers=msg.workers,
+            prefetch=msg.prefetch, container_types=tuple(msg.container_types), version=msg.version,
+            batch_seq=msg.last_batch,
+        )
+        lost = self.scheduler.add_manager(record, msg.known_tasks)
+        log.info("manager %s registered from %s (pid %d, %d workers, holding %d tasks)", msg.manager_id,
+                 msg.hostname, msg.pid, msg.workers, len(msg.known_tasks))
+        self._send_manager(identity, Heartbeat(sender="interchange", incarnation=self.incarnation).pack())
+        self._fail_lost(lost)
+        self.status_dirty = True
+
+    def _on_results(self, identity: bytes, frames: list[bytes]) -> None:
+        forward, acked = [], []
+        for data in frames:
+            result = Result.peek(data)
+            acked.append(result.task_id)
+            action = self.scheduler.complete(result.task_id, result.error_kind in _RETRYABLE)
+            if action == "retry":
+                log.warning("task %s: %s; retrying", result.task_id, result.error_message)
+                continue
+            if result.error_kind in _RETRYABLE:
+                data = self._final_failure(data)
+            forward.append(data)
+        self._send_manager(identity, ResultAck(task_ids=acked).pack())
+        if forward:
+            self._send_endpoint([ResultBatch(sender="interchange").pack()] + forward)
+        self.status_dirty = True
+
+    def _final_failure(self, data: bytes) -> bytes:
+        result = Result.unpack(data)
+        attempts = self.settings.max_retries + 1
+        result.attempts = attempts
+        result.error_message = f"{result.error_message}; tried {attempts} time{'s' if attempts > 1 else ''}"
+        return result.pack()
+
+    def _send_manager(self, identity: bytes, *frames: bytes) -> bool:
+        try:
+            self.manager_sock.send_multipart([identity, *frames])
+            return True
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            return False  # disconnected right now; heartbeat reconciliation recovers what was lost
+
+    def _broadcast(self, frame: bytes) -> None:
+        for manager_id in list(self.scheduler.managers):
+            self._send_manager(manager_id.encode(), frame)
+
+    # --- scheduling and timers -----------------------------------------------
+
+    def _dispatch(self) -> None:
+        for record, entries in self.scheduler.dispatch():
+            header = TaskBatch(seq=record.batch_seq).pack()
+            self._send_manager(record.manager_id.encode(), header, *[e.data for e in entries])
+            self.status_dirty = True
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.settings.heartbeat_period
+            self._broadcast(Heartbeat(sender="interchange", incarnation=self.incarnation).pack())
+            self._expire_managers(now)
+        since = now - self._last_status
+        if since >= self.settings.status_interval or (self.status_dirty and since >= 0.1):
+            self._last_status = now
+            self.status_dirty = False
+            self._send_status()
+
+    def _expire_managers(self, now: float) -> None:
+        for record in list(self.scheduler.managers.values()):
+            silent = now - record.last_seen
+            if silent > self.settings.heartbeat_threshold:
+                log.warning("manager %s on %s silent for %.0fs; declaring it lost with %d tasks",
+                            record.manager_id, record.hostname, silent, len(record.tasks))
+                reason = (f"the manager running it ({record.manager_id} on {record.hostname}) stopped "
+                          f"responding for {silent:.0f}s")
+                self._fail_lost(self.scheduler.remove_manager(record.manager_id, reason))
+                self.status_dirty = True
+
+    def _fail_lost(self, lost: list[Lost]) -> None:
+        if not lost:
+            return
+        frames = [ResultBatch(sender="interchange").pack()]
+        for item in lost:
+            attempts = item.entry.attempts
+            frames.append(Result.failure(
+                item.entry.task_id, m.MANAGER_LOST, f"{item.reason}; tried {attempts} time{'s' * (attempts > 1)}",
+                error_type="ManagerLost", attempts=attempts, finished_at=time.time(),
+            ).pack())
+        self._send_endpoint(frames)
+
+    def _send_status(self) -> None:
+        managers = list(self.scheduler.managers.values())
+        status = InterchangeStatus(
+            incarnation=self.incarnation, pid=os.getpid(),
+            capacity=sum(r.capacity for r in managers),
+            free_slots=sum(r.free_slots for r in managers),
+            queued=self.scheduler.queued(), running=self.scheduler.running(),
+            managers=[r.summary() for r in managers],
+        )
+        try:  # not buffered: a status is only worth sending while current
+            self.endpoint_sock.send_multipart([ENDPOINT_IDENTITY, status.pack()])
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise

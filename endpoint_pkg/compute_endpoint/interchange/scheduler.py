@@ -1,0 +1,197 @@
+"""Scheduling policy of the interchange, free of sockets so it can be tested directly.
+
+Holds every task the interchange is responsible for, queued by container type
+(hard routing: a task only goes to a manager that declared its type), hands
+tasks to managers with free slots in round-robin order, and decides what
+happens to tasks when a manager fails: requeue while retries remain, else
+fail them.
+
+Cost per dispatched task is O(1): managers with free slots sit in a ring per
+container type, so scheduling does not scan the whole manager table.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+
+from .manager_record import ManagerRecord
+
+
+@dataclass
+class TaskEntry:
+    task_id: str
+    data: bytes | None  # None while only a manager's registration has told us of it
+    container_type: str = "RAW"
+    attempts: int = 0
+    manager: str | None = None
+
+
+@dataclass
+class Lost:
+    """A task that failed for system reasons and has no retries left."""
+
+    entry: TaskEntry
+    reason: str
+
+
+class Scheduler:
+    def __init__(self, max_retries: int):
+        self.max_retries = max_retries
+        self.tasks: dict[str, TaskEntry] = {}
+        self.managers: dict[str, ManagerRecord] = {}
+        self._queues: dict[str, deque[str]] = {}
+        self._ready: dict[str, deque[str]] = {}
+        self._in_ring: dict[str, set[str]] = {}
+
+    # --- tasks ---------------------------------------------------------------
+
+    def submit(self, task_id: str, data: bytes, container_type: str = "RAW") -> bool:
+        """Queue a task; False if it is already held (a resend)."""
+        entry = self.tasks.get(task_id)
+        if entry is not None:
+            if entry.data is None:
+                entry.data = data  # adopted from a manager; now we can rerun it if needed
+            return False
+        self.tasks[task_id] = TaskEntry(task_id, data, container_type)
+        self._queue(container_type).append(task_id)
+        return True
+
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def running(self) -> int:
+        return sum(len(r.tasks) for r in self.managers.values())
+
+    def complete(self, task_id: str, system_failure: bool) -> str:
+        """Record a result. Returns "forward", "retry" (requeued) or "unknown"."""
+        entry = self.tasks.get(task_id)
+        if entry is None:
+            return "unknown"
+        self._unassign(entry)
+        if system_failure and entry.attempts <= self.max_retries and entry.data is not None:
+            self._requeue(entry, front=True)
+            return "retry"
+        del self.tasks[task_id]
+        return "forward"
+
+    # --- managers ------------------------------------------------------------
+
+    def add_manager(self, record: ManagerRecord, known_tasks: list[str]) -> list[Lost]:
+        """Register (or re-register) a manager, adopting the tasks it says it holds."""
+        lost: list[Lost] = []
+        old = self.managers.get(record.manager_id)
+        if old is not None:
+            held = set(known_tasks)
+            forgotten = [tid for tid in old.tasks if tid not in held]
+            lost = self._fail_or_requeue(old, forgotten, "the manager restarted while running it")
+            record.tasks = {tid: seq for tid, seq in old.tasks.items() if tid in held}
+        self.managers[record.manager_id] = record
+        for tid in known_tasks:
+            self._adopt(record, tid)
+        self._mark_ready(record)
+        return lost
+
+    def remove_manager(self, manager_id: str, reason: str) -> list[Lost]:
+        record = self.managers.pop(manager_id, None)
+        if record is None:
+            return []
+        return self._fail_or_requeue(record, list(record.tasks), reason)
+
+    def reconcile(self, manager_id: str, known_tasks: list[str], last_batch: int) -> int:
+        """Requeue tasks sent to a manager in batches it saw, but which it does not hold."""
+        record = self.managers.get(manager_id)
+        if record is None:
+            return 0
+        held = set(known_tasks)
+        missing = [tid for tid, seq in record.tasks.items() if seq <= last_batch and tid not in held]
+        for tid in missing:
+            entry = self.tasks[tid]
+            self._unassign(entry)
+            entry.attempts = max(0, entry.attempts - 1)  # it never ran; not a failure
+            self._requeue(entry, front=True)
+        return len(missing)
+
+    def set_draining(self, manager_id: str) -> None:
+        record = self.managers.get(manager_id)
+        if record:
+            record.draining = True
+
+    # --- dispatch ------------------------------------------------------------
+
+    def dispatch(self) -> list[tuple[ManagerRecord, list[TaskEntry]]]:
+        """Assign queued tasks to managers with free slots."""
+        plan: dict[str, tuple[ManagerRecord, list[TaskEntry]]] = {}
+        for ctype, queue in self._queues.items():
+            ring = self._ready.get(ctype)
+            while queue and ring:
+                record = self.managers.get(ring[0])
+                if record is None or record.free_slots == 0:
+                    self._in_ring[ctype].discard(ring.popleft())
+                    continue
+                ring.rotate(-1)
+                take = min(record.free_slots, len(queue))
+                batch = plan.setdefault(record.manager_id, (record, []))[1]
+                for _ in range(take):
+                    entry = self.tasks[queue.popleft()]
+                    entry.attempts += 1
+                    entry.manager = record.manager_id
+                    record.tasks[entry.task_id] = record.batch_seq + 1
+                    batch.append(entry)
+        for record, _ in plan.values():
+            record.batch_seq += 1
+        return list(plan.values())
+
+    # --- internals -----------------------------------------------------------
+
+    def _queue(self, ctype: str) -> deque[str]:
+        return self._queues.setdefault(ctype, deque())
+
+    def _mark_ready(self, record: ManagerRecord) -> None:
+        if record.free_slots == 0:
+            return
+        for ctype in record.container_types:
+            members = self._in_ring.setdefault(ctype, set())
+            if record.manager_id not in members:
+                members.add(record.manager_id)
+                self._ready.setdefault(ctype, deque()).append(record.manager_id)
+
+    def _unassign(self, entry: TaskEntry) -> None:
+        if entry.manager is None:
+            return
+        record = self.managers.get(entry.manager)
+        entry.manager = None
+        if record is not None:
+            record.tasks.pop(entry.task_id, None)
+            self._mark_ready(record)
+
+    def _requeue(self, entry: TaskEntry, front: bool) -> None:
+        queue = self._queue(entry.container_type)
+        queue.appendleft(entry.task_id) if front else queue.append(entry.task_id)
+
+    def _adopt(self, record: ManagerRecord, task_id: str) -> None:
+        entry = self.tasks.get(task_id)
+        if entry is None:
+            entry = self.tasks[task_id] = TaskEntry(task_id, None, attempts=1)
+        elif entry.manager is not None:
+            return  # assigned elsewhere meanwhile; whichever result comes first wins
+        else:
+            queue = self._queue(entry.container_type)
+            if task_id in queue:
+                queue.remove(task_id)
+            entry.attempts += 1
+        entry.manager = record.manager_id
+        record.tasks[task_id] = record.batch_seq
+
+    def _fail_or_requeue(self, record: ManagerRecord, task_ids: list[str], reason: str) -> list[Lost]:
+        lost = []
+        for tid in task_ids:
+            record.tasks.pop(tid, None)
+            entry = self.tasks.get(tid)
+            if entry is None or entry.manager != record.manager_id:
+                continue
+            entry.manager = None
+            if entry.attempts <= self.max_retries and entry.data is not None:
+                self._requeue(entry, front=True)
+            else:
+                del self.tasks[tid]
+                lost.append(Lost(entry, reason))
+        return lost

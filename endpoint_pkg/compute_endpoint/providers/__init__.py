@@ -1,0 +1,1 @@
+"""Providers: where managers come from (this host for now)."""
