@@ -1,0 +1,1 @@
+"""The endpoint daemon: AMQP on one side, the interchange on the other."""

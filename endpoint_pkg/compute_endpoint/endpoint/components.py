@@ -1,0 +1,119 @@
+"""The processes an endpoint runs beside itself: its interchange and its managers.
+
+Started as children of the daemon (each dies with it), restarted when they
+die, and recorded in ``components.json`` so that after a crash the next
+``start`` or ``stop`` can find and remove anything left behind.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from ..config import Config
+from ..home import EndpointDir, read_json, write_json
+from ..interchange.interchange import InterchangeSettings
+from ..procs import describe_exit, is_ours, terminate
+from ..providers.local import LocalBlocks
+
+log = logging.getLogger("compute_endpoint.endpoint.components")
+
+COMPONENT_MARKER = "compute_endpoint."
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+class Components:
+    def __init__(self, ep: EndpointDir, config: Config, env: dict):
+        self.ep = ep
+        self.config = config
+        self.env = env
+        engine = config.engine
+        self.endpoint_port = free_port()
+        self.worker_port = engine.worker_port or free_port(engine.address)
+        self.interchange: subprocess.Popen | None = None
+        self.interchange_restarts = 0
+        manager_host = "127.0.0.1" if engine.address in ("0.0.0.0", "") else engine.address
+        self.blocks = LocalBlocks(engine, f"tcp://{manager_host}:{self.worker_port}", ep.log_dir, env, ep.name,
+                                  config.max_payload_bytes, config.log_level)
+
+    @property
+    def interchange_address(self) -> str:
+        return f"tcp://127.0.0.1:{self.endpoint_port}"
+
+    def start(self) -> None:
+        self._start_interchange()
+        self.blocks.start()
+        self.record()
+
+    def _start_interchange(self) -> None:
+        engine = self.config.engine
+        settings = InterchangeSettings(
+            endpoint_port=self.endpoint_port, worker_address=engine.address, worker_port=self.worker_port,
+            heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
+            max_retries=engine.max_retries_on_system_failure, parent_pid=os.getpid(),
+        )
+        cmd = [sys.executable, "-m", "compute_endpoint.interchange", "--settings",
+               json.dumps(dataclasses.asdict(settings)), "--log-file", str(self.ep.log_file("interchange")),
+               "--log-level", self.config.log_level]
+        self.ep.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.ep.log_dir / "interchange.stderr.log", "ab") as stderr:
+            self.interchange = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.DEVNULL, stderr=stderr)
+        log.info("started interchange (pid %d) on port %d, managers on %s:%d", self.interchange.pid,
+                 self.endpoint_port, engine.address, self.worker_port)
+
+    def supervise(self, outstanding: int) -> bool:
+        """Restart what died and scale managers; True if the interchange was restarted."""
+        restarted = False
+        code = self.interchange.poll() if self.interchange else None
+        if code is not None:
+            self.interchange_restarts += 1
+            log.error("interchange (pid %d) died (%s); restarting it", self.interchange.pid, describe_exit(code))
+            self._start_interchange()
+            restarted = True
+        before = self.blocks.pids()
+        self.blocks.poll()
+        self.blocks.scale(outstanding)
+        if restarted or self.blocks.pids() != before:
+            self.record()
+        return restarted
+
+    def pids(self) -> dict:
+        return {
+            "interchange": self.interchange.pid if self.interchange else None,
+            "managers": self.blocks.pids(),
+        }
+
+    def record(self) -> None:
+        write_json(self.ep.components_file, {"endpoint": os.getpid(), **self.pids()})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.blocks.stop(timeout)
+        if self.interchange and self.interchange.poll() is None:
+            self.interchange.send_signal(signal.SIGTERM)
+            try:
+                self.interchange.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.interchange.kill()
+                self.interchange.wait()
+        self.ep.components_file.unlink(missing_ok=True)
+
+
+def kill_leftovers(ep: EndpointDir, timeout: float = 5.0) -> list[int]:
+    """Terminate components recorded by a daemon that did not stop cleanly."""
+    recorded = read_json(ep.components_file) or {}
+    pids = [recorded.get("interchange")] + list(recorded.get("managers") or [])
+    ours = [p for p in pids if isinstance(p, int) and is_ours(p, COMPONENT_MARKER)]
+    # Workers of a leftover manager die with it (parent-death signal).
+    terminate(ours, timeout)
+    ep.components_file.unlink(missing_ok=True)
+    return ours

@@ -1,0 +1,321 @@
+"""The endpoint daemon: tasks in from the broker, through the interchange, results back out.
+
+Single-threaded on pika's ioloop, which also watches the ZeroMQ link to the
+interchange. The rule that keeps tasks safe: a task's broker delivery is
+acked only after the broker has confirmed the task's result.
+"""
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pika
+from pika.adapters.select_connection import IOLoop
+
+from ..config import Config
+from ..credentials import Identity
+from ..home import EndpointDir
+from ..protocol import Command, CommandReply, InterchangeStatus, ProtocolError, Result, ResultBatch, Task
+from ..protocol import messages as m
+from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_is_valid
+from .amqp import AmqpAgent, Delivery, connection_parameters
+from .components import Components
+from .inflight import InflightLedger, InflightTask
+from .interchange_link import InterchangeLink
+from .readiness import Readiness
+from .status import StatusBuilder
+
+log = logging.getLogger("compute_endpoint.endpoint")
+
+SUPERVISE_PERIOD = 1.0
+RESULT_CONTENT_TYPE = "application/x-compute-result"
+
+
+class EndpointDaemon:
+    def __init__(self, ep: EndpointDir, config: Config, identity: Identity, endpoint_id: str, owner: str,
+                 readiness: Readiness, child_env: dict, on_registered: Callable[[], None]):
+        self.ep = ep
+        self.config = config
+        self.identity = identity
+        self.readiness = readiness
+        self.on_registered = on_registered
+        self.names = EndpointNames(owner, endpoint_id)
+        self.ioloop = IOLoop()
+        broker = config.broker
+        params = connection_parameters(broker.url, identity.client_id, identity.secret, tls_ca=broker.tls_ca,
+                                       heartbeat=broker.heartbeat, connect_timeout=broker.connect_timeout,
+                                       name=f"compute-endpoint {ep.name}")
+        self.broker_where = f"{params.host}:{params.port}"
+        self.agent = AmqpAgent(self.ioloop, params, self.names, self, identity.client_id)
+        self.components = Components(ep, config, child_env)
+        self.link: InterchangeLink | None = None
+        self.ledger = InflightLedger()
+        self.status = StatusBuilder(self)
+        self.ix_status: InterchangeStatus | None = None
+        self.state = "starting"
+        self.exit_code = 0
+        self.ever_ready = False
+        self.idle_heartbeats = 0
+        self._stop_deadline: float | None = None
+
+    # --- running -------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        self.readiness.progress("starting the interchange and managers")
+        self.components.start()
+        self.link = InterchangeLink(self.ioloop, self.components.interchange_address, self._on_interchange)
+        self.link.send_control("hello")
+        self.readiness.progress(f"connecting to the broker at {self.broker_where} as {self.identity.client_id!r}")
+        self.agent.start()
+        self._every(SUPERVISE_PERIOD, self._supervise)
+        self._every(self.config.heartbeat_period, self._heartbeat)
+        watchdog = _watchdog_interval()
+        if watchdog:
+            self._every(watchdog, self.readiness.watchdog)
+        try:
+            self.ioloop.start()
+        finally:
+            self.components.stop()
+            if self.link:
+                self.link.close()
+        return self.exit_code
+
+    def _every(self, period: float, action: Callable[[], None]) -> None:
+        def tick():
+            action()
+            self.ioloop.call_later(period, tick)
+
+        self.ioloop.call_later(period, tick)
+
+    def _install_signals(self) -> None:
+        def on_signal(signum, _frame):
+            self.ioloop.add_callback_threadsafe(lambda: self.request_stop(f"received {signal.Signals(signum).name}"))
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    # --- broker side (AgentCallbacks) -----------------------------------------
+
+    def on_ready(self) -> None:
+        if self.state in ("starting", "reconnecting"):
+            self.state = "online"
+        self.publish_status()
+        for entry in self.ledger.awaiting_publish():
+            self._publish_result(entry)
+        if not self.ever_ready:
+            self.ever_ready = True
+            self.on_registered()
+            log.info("endpoint %s (%s) registered and consuming %s", self.ep.name, self.names.endpoint_id,
+                     self.names.tasks_queue)
+            self.readiness.ready(f"endpoint {self.ep.name} is running with id {self.names.endpoint_id}")
+        else:
+            log.info("reconnected to the broker")
+
+    def on_lost(self, reason: str) -> None:
+        log.warning("%s", reason)
+        if self.state == "online":
+            self.state = "reconnecting"
+        for entry in self.ledger.tasks.values():
+            entry.publishing = False
+        if not self.ever_ready:
+            self.readiness.progress(f"{reason}; retrying")
+
+    def on_fatal(self, message: str) -> None:
+        log.error("%s", message)
+        self.readiness.failed(message)
+        self.exit_code = 3
+        self.state = "stopping"
+        self.agent.stop()
+
+    def on_stopped(self) -> None:
+        self.ioloop.stop()
+
+    def on_returned(self, message_id: str, reason: str) -> None:
+        log.warning("message %s could not be routed (%s): its destination queue no longer exists",
+                    message_id, reason)
+
+    def on_task(self, delivery: Delivery) -> None:
+        body = delivery.body
+        try:
+            task = Task.peek(body)
+        except ProtocolError as exc:
+            self._dead_letter(delivery, exc.reason, str(exc))
+            return
+        if not reply_key_is_valid(task.reply_to):
+            self._dead_letter(delivery, "bad-reply-to", f"reply_to {task.reply_to!r} is not a valid result key")
+            return
+        verdict = self.ledger.receive(task.task_id, body, task.reply_to, delivery)
+        if verdict == "finished":
+            self.agent.ack(delivery)
+        elif verdict == "new":
+            refusal = self._refusal(task, len(body))
+            if refusal:
+                self._complete_locally(self.ledger.get(task.task_id), refusal)
+            else:
+                self.link.send_task(body)
+        self.idle_heartbeats = 0
+
+    def _refusal(self, task: Task, size: int) -> Result | None:
+        limit = self.config.max_payload_bytes
+        if size > limit:
+            return Result.failure(task.task_id, m.PAYLOAD_TOO_LARGE,
+                                  f"the task is {size / 2**20:.1f} MiB, over the endpoint's limit of "
+                                  f"{limit / 2**20:.1f} MiB (max_payload_bytes)", error_type="PayloadTooLarge")
+        allowed = self.config.allowed_functions
+        if allowed is not None and task.fn_hash not in allowed:
+            return Result.failure(task.task_id, "function_not_allowed",
+                                  f"function {task.fn_hash} is not in this endpoint's allowed_functions",
+                                  error_type="FunctionNotAllowed")
+        return None
+
+    def _complete_locally(self, entry: InflightTask, result: Result) -> None:
+        result.finished_at = time.time()
+        entry.result = result.pack()
+        self._publish_result(entry)
+
+    def _dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Move an undecodable message aside with the reason attached, then forget it."""
+        log.error("task message rejected to %s: %s", self.names.dead_queue, detail)
+        props = pika.BasicProperties(delivery_mode=2, headers={"x-reject-reason": reason,
+                                                                "x-reject-detail": detail[:1000]})
+        delivered = self.agent.publish(TASK_EXCHANGE, self.names.dead_key, delivery.body, props,
+                                       on_confirm=lambda ok: self.agent.ack(delivery) if ok else None)
+        if not delivered:
+            self.agent.reject(delivery, requeue=True)
+
+    def on_command(self, delivery: Delivery) -> None:
+        self.agent.ack(delivery)
+        try:
+            cmd = Command.unpack(delivery.body)
+        except ProtocolError as exc:
+            log.error("ignored a malformed command: %s", exc)
+            return
+        log.info("command %r received", cmd.action)
+        if cmd.action == "status":
+            self._reply(cmd, True, "ok", self.status.as_dict())
+        elif cmd.action == "shutdown":
+            self._reply(cmd, True, "shutting down")
+            self.request_stop("shutdown command")
+        elif cmd.action == "drain":
+            self._reply(cmd, True, f"draining {len(self.ledger)} tasks")
+            self.request_stop("drain command")
+        else:
+            self._reply(cmd, False, f"unknown command {cmd.action!r}; expected status, shutdown or drain")
+
+    def _reply(self, cmd: Command, ok: bool, message: str, data: dict | None = None) -> None:
+        if not reply_key_is_valid(cmd.reply_to):
+            return
+        reply = CommandReply(command_id=cmd.command_id, ok=ok, message=message, data=data or {})
+        props = pika.BasicProperties(message_id=cmd.command_id, correlation_id=cmd.command_id)
+        self.agent.publish(RESULT_EXCHANGE, cmd.reply_to, reply.pack(), props)
+
+    # --- results -------------------------------------------------------------
+
+    def _publish_result(self, entry: InflightTask) -> None:
+        props = pika.BasicProperties(message_id=entry.task_id, delivery_mode=2, content_type=RESULT_CONTENT_TYPE)
+        task_id = entry.task_id
+        entry.publishing = self.agent.publish(RESULT_EXCHANGE, entry.reply_to, entry.result, props,
+                                              on_confirm=lambda ok: self._on_result_confirmed(task_id, ok))
+
+    def _on_result_confirmed(self, task_id: str, ok: bool) -> None:
+        entry = self.ledger.get(task_id)
+        if entry is None:
+            return
+        if not ok:
+            entry.publishing = False
+            if self.agent.ready:  # nacked by the broker: try again shortly
+                self.ioloop.call_later(1.0, lambda: self._retry_publish(task_id))
+            return
+        self.ledger.finish(task_id)
+        for delivery in entry.deliveries:
+            self.agent.ack(delivery)
+        if self.state == "stopping":
+            self._maybe_finish_stop()
+
+    def _retry_publish(self, task_id: str) -> None:
+        entry = self.ledger.get(task_id)
+        if entry is not None and not entry.publishing:
+            self._publish_result(entry)
+
+    # --- interchange side ----------------------------------------------------
+
+    def _on_interchange(self, msg, frames: list[bytes]) -> None:
+        if isinstance(msg, ResultBatch):
+            for data in frames:
+                entry = self.ledger.get(Result.peek(data).task_id)
+                if entry is None or entry.result is not None:
+                    continue  # a duplicate of a result we already have
+                entry.result = data
+                self._publish_result(entry)
+        elif isinstance(msg, InterchangeStatus):
+            previous, self.ix_status = self.ix_status, msg
+            if previous is not None and previous.incarnation != msg.incarnation:
+                self._resend_to_new_interchange()
+            self.agent.set_prefetch(2 * msg.capacity)
+
+    def _resend_to_new_interchange(self) -> None:
+        waiting = self.ledger.awaiting_result()
+        log.warning("the interchange restarted; resending the %d tasks it held", len(waiting))
+        for entry in waiting:
+            self.link.send_task(entry.body)
+
+    # --- periodic work -------------------------------------------------------
+
+    def _supervise(self) -> None:
+        if self.state == "stopping":
+            self._maybe_finish_stop()
+            return
+        if self.components.supervise(len(self.ledger)):
+            self.ix_status = None  # the next status carries the new incarnation
+            self._resend_to_new_interchange()
+        self.link.send_control("hello")
+
+    def _heartbeat(self) -> None:
+        if self.state == "stopping":
+            return
+        self.publish_status()
+        if self.config.idle_heartbeats_soft:
+            self.idle_heartbeats = self.idle_heartbeats + 1 if not self.ledger else 0
+            if self.idle_heartbeats >= self.config.idle_heartbeats_soft:
+                self.request_stop(f"idle for {self.idle_heartbeats} heartbeats")
+
+    def publish_status(self, state: str | None = None) -> None:
+        report = self.status.report(state)
+        props = pika.BasicProperties(delivery_mode=2, timestamp=int(time.time()))
+        self.agent.publish(TASK_EXCHANGE, self.names.status_key, report.pack(), props)
+
+    # --- stopping ------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        if self.state == "stopping":
+            return
+        log.info("stopping (%s); %d tasks in flight", reason, len(self.ledger))
+        self.readiness.stopping(f"stopping: {reason}")
+        self.state = "stopping"
+        self._stop_deadline = time.monotonic() + self.config.stop_timeout
+        self.agent.pause_tasks()
+        self._maybe_finish_stop()
+
+    def _maybe_finish_stop(self) -> None:
+        if self._stop_deadline is None:
+            return
+        pending = len(self.ledger)
+        if pending and time.monotonic() < self._stop_deadline and self.agent.ready:
+            return
+        if pending:
+            log.warning("%d tasks still in flight at stop; the broker returns them to the queue", pending)
+        self._stop_deadline = None
+        self.publish_status("offline")
+        self.link.send_control("shutdown")
+        # Give the offline report a moment to be confirmed before closing.
+        self.ioloop.call_later(0.2, self.agent.stop)
+
+
+def _watchdog_interval() -> float | None:
+    usec = os.environ.get("WATCHDOG_USEC")
+    if not usec or not usec.isdigit() or int(usec) == 0:
+        return None
+    return int(usec) / 1e6 / 3

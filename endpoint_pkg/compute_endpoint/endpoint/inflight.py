@@ -1,0 +1,69 @@
+"""The endpoint's ledger of tasks between "received from the broker" and "result confirmed".
+
+A task stays here, with its body and its broker deliveries, until the broker
+has confirmed its result; only then are the deliveries acked. That is what
+makes delivery at-least-once: anything not yet confirmed is still either
+ours to resend to the interchange or the broker's to redeliver.
+
+Redeliveries of a task we already hold attach to the existing entry instead
+of running it again; redeliveries of a task finished moments ago are
+recognised from a bounded memory of finished task ids and simply acked.
+"""
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .amqp import Delivery
+
+RECENTLY_FINISHED = 200_000
+
+
+@dataclass
+class InflightTask:
+    task_id: str
+    body: bytes
+    reply_to: str
+    received_at: float
+    deliveries: list[Delivery] = field(default_factory=list)
+    result: bytes | None = None  # set once the interchange returned it
+    publishing: bool = False
+
+
+class InflightLedger:
+    def __init__(self):
+        self.tasks: dict[str, InflightTask] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self.completed = 0
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def receive(self, task_id: str, body: bytes, reply_to: str, delivery: Delivery) -> str:
+        """Record a delivery: "new", "duplicate" (held already) or "finished" (result already confirmed)."""
+        if task_id in self._finished:
+            return "finished"
+        entry = self.tasks.get(task_id)
+        if entry is not None:
+            entry.deliveries.append(delivery)
+            return "duplicate"
+        self.tasks[task_id] = InflightTask(task_id, body, reply_to, time.monotonic(), [delivery])
+        return "new"
+
+    def get(self, task_id: str) -> InflightTask | None:
+        return self.tasks.get(task_id)
+
+    def finish(self, task_id: str) -> InflightTask | None:
+        entry = self.tasks.pop(task_id, None)
+        if entry is not None:
+            self.completed += 1
+            self._finished[task_id] = None
+            if len(self._finished) > RECENTLY_FINISHED:
+                self._finished.popitem(last=False)
+        return entry
+
+    def awaiting_result(self) -> list[InflightTask]:
+        return [t for t in self.tasks.values() if t.result is None]
+
+    def awaiting_publish(self) -> list[InflightTask]:
+        return [t for t in self.tasks.values() if t.result is not None and not t.publishing]

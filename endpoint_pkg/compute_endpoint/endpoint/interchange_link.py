@@ -1,0 +1,86 @@
+"""The endpoint's ZeroMQ link to its interchange, driven by pika's ioloop.
+
+ZeroMQ exposes an edge-style notification descriptor: it signals "something
+changed", not "a message is waiting". So after every wake-up and after every
+send we drain until ``zmq.EVENTS`` reports nothing readable; a slow periodic
+drain is the safety net.
+"""
+
+import logging
+from collections.abc import Callable
+
+import zmq
+
+from ..protocol import Control, TaskBatch, unpack_any
+from ..protocol.codec import ProtocolError
+
+log = logging.getLogger("compute_endpoint.endpoint.link")
+
+IDENTITY = b"endpoint"
+_DRAIN_BATCH = 2000
+
+
+class InterchangeLink:
+    def __init__(self, ioloop, address: str, on_message: Callable[[object, list[bytes]], None]):
+        self._ioloop = ioloop
+        self._on_message = on_message
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.IDENTITY, IDENTITY)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.connect(address)
+        self._outgoing: list[bytes] = []
+        self._flush_scheduled = False
+        self._drain_scheduled = False
+        ioloop.add_handler(self.sock.getsockopt(zmq.FD), self._on_fd, ioloop.READ)
+
+    def send_task(self, data: bytes) -> None:
+        """Queue a packed task; all tasks queued in one loop iteration go out as one batch."""
+        self._outgoing.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._ioloop.call_later(0, self._flush)
+
+    def send_control(self, action: str, **data) -> None:
+        self.sock.send(Control(action=action, data=data).pack())
+        self.drain()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._outgoing:
+            batch, self._outgoing = self._outgoing, []
+            self.sock.send_multipart([TaskBatch().pack()] + batch, copy=False)
+        self.drain()
+
+    def _on_fd(self, _fd, _events) -> None:
+        self.drain()
+
+    def drain(self) -> None:
+        """Handle waiting messages; reschedules itself rather than hogging the loop."""
+        for _ in range(_DRAIN_BATCH):
+            if not self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
+            frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            try:
+                msg = unpack_any(frames[0])
+            except ProtocolError as exc:
+                log.error("dropped a malformed message from the interchange: %s", exc)
+                continue
+            self._on_message(msg, frames[1:])
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._ioloop.call_later(0, self._scheduled_drain)
+
+    def _scheduled_drain(self) -> None:
+        self._drain_scheduled = False
+        self.drain()
+
+    def close(self) -> None:
+        try:
+            self._ioloop.remove_handler(self.sock.getsockopt(zmq.FD))
+        except Exception:  # the loop may already be closed at exit
+            pass
+        self.sock.close()
+        self.ctx.term()

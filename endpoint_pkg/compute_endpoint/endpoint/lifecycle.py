@@ -1,0 +1,269 @@
+"""Endpoint lifecycle operations behind the CLI: configure, start, stop, list, status, delete, login.
+
+States (the seed's): Initialized (configured, never registered: id None),
+Running (the daemon holds its lock), Stopped (stopped cleanly), Disconnected
+(not running, but not stopped cleanly: a pid file without a living daemon;
+the next start or stop cleans up after it).
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from ..config import Broker, ConfigError, load_config
+from ..config.template import render_default_config
+from ..credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
+from ..errors import EndpointError
+from ..home import EndpointDir, EndpointHome, read_json
+from ..procs import terminate
+from .components import kill_leftovers
+from .lock import lock_is_held
+
+Progress = Callable[[str], None]
+
+
+class State(StrEnum):
+    INITIALIZED = "Initialized"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    DISCONNECTED = "Disconnected"
+
+
+def state_of(ep: EndpointDir) -> State:
+    if lock_is_held(ep.lock_file):
+        return State.RUNNING
+    if ep.pid_file.exists():
+        return State.DISCONNECTED
+    if not ep.read_info().get("endpoint_id"):
+        return State.INITIALIZED
+    return State.STOPPED
+
+
+def daemon_pid(ep: EndpointDir) -> int | None:
+    try:
+        return int(ep.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+# --- configure / login ------------------------------------------------------------
+
+
+def configure(home: EndpointHome, name: str, broker_url: str | None) -> EndpointDir:
+    ep = home.endpoint(name)
+    if ep.is_configured():
+        raise EndpointError(f"endpoint {name!r} is already configured ({ep.config_file()}); edit that file, "
+                            f"or run `compute-endpoint delete {name}` first")
+    if broker_url:
+        try:
+            Broker(url=broker_url)
+        except ConfigError as exc:
+            raise EndpointError(f"--broker-url: {exc.detail}") from None
+    ep.config_dir.mkdir(parents=True, exist_ok=True)
+    ep.state_dir.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    (ep.config_dir / "config.yaml").write_text(render_default_config(name, broker_url, workers))
+    if not ep.info_file.exists():
+        ep.write_info({"name": name, "endpoint_id": None})
+    return ep
+
+
+def login(home: EndpointHome, name: str, client_id: str, secret: str) -> CredentialStore:
+    ep = home.existing(name)
+    if not client_id or not secret:
+        raise EndpointError("both a client id and a secret are required")
+    Identity(client_id, secret)  # validates the id
+    store = CredentialStore(ep.credentials_file, home.key_file)
+    store.save(client_id, secret)
+    return store
+
+
+# --- start ----------------------------------------------------------------------
+
+
+def cleanup_stale(ep: EndpointDir) -> list[int]:
+    """Remove what a crashed daemon left behind: its components and its pid file."""
+    # The daemon itself is dead (its lock is free); its pid may since belong to
+    # another process, so only its recorded, verified components are signalled.
+    killed = kill_leftovers(ep)
+    ep.pid_file.unlink(missing_ok=True)
+    return killed
+
+
+def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60.0) -> dict:
+    ep = home.existing(name)
+    load_config(ep.config_file())  # refuse a bad config here, with its file and line
+    state = state_of(ep)
+    if state is State.RUNNING:
+        raise EndpointError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)})")
+    if state is State.DISCONNECTED:
+        progress("the endpoint was not stopped cleanly; cleaning up first")
+        cleanup_stale(ep)
+    identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
+    line = _spawn_daemon(ep, identity, progress, timeout)
+    if line.startswith("READY"):
+        return {"name": name, "endpoint_id": ep.read_info().get("endpoint_id"), "message": line[6:]}
+    if line.startswith("FAILED"):
+        raise EndpointError(line[7:])
+    raise EndpointError(line)
+
+
+def _spawn_daemon(ep: EndpointDir, identity, progress: Progress, timeout: float) -> str:
+    read_end, write_end = os.pipe()
+    ep.log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "compute_endpoint.endpoint", ep.name, "--ready-fd", str(write_end),
+           "--identity-stdin"]
+    with open(ep.log_dir / "daemon.stderr.log", "ab") as stderr:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
+                                pass_fds=(write_end,), start_new_session=True, cwd=ep.state_dir,
+                                env=environment_without_secrets())
+    os.close(write_end)
+    # The secret travels on the daemon's stdin, never in its argv or environment.
+    proc.stdin.write(json.dumps({"client_id": identity.client_id, "secret": identity.secret,
+                                 "source": identity.source}).encode() + b"\n")
+    proc.stdin.close()
+    with os.fdopen(read_end) as pipe:
+        return _await_ready(pipe, proc, ep, progress, timeout)
+
+
+def _await_ready(pipe, proc, ep: EndpointDir, progress: Progress, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    last = "starting"
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            break
+        line = pipe.readline().strip()
+        if not line:  # the daemon closed the pipe without a verdict: it died
+            proc.wait(5)
+            return f"the endpoint daemon exited during start-up ({_tail(ep)})"
+        if line.startswith(("READY", "FAILED")):
+            return line
+        last = line.removeprefix("PROGRESS ")
+        progress(last)
+    return (f"the endpoint is still starting after {timeout:g}s (last: {last}); it keeps trying in the "
+            f"background: see `compute-endpoint status {ep.name}`, or stop it with `compute-endpoint stop {ep.name}`")
+
+
+def _tail(ep: EndpointDir) -> str:
+    for path in (ep.log_dir / "daemon.stderr.log", ep.log_file("endpoint")):
+        try:
+            lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            continue
+        if lines:
+            return f"last log line: {lines[-1][-300:]}"
+    return f"see {ep.log_dir}"
+
+
+# --- stop -----------------------------------------------------------------------
+
+
+def stop(home: EndpointHome, name: str, progress: Progress, timeout: float | None = None) -> str:
+    ep = home.existing(name)
+    state = state_of(ep)
+    if state is State.DISCONNECTED:
+        killed = cleanup_stale(ep)
+        extra = f" and stopped {len(killed)} leftover processes" if killed else ""
+        return f"endpoint {name!r} was not stopped cleanly; cleaned up its files{extra}"
+    if state is not State.RUNNING:
+        return f"endpoint {name!r} is not running"
+    pid = daemon_pid(ep)
+    if timeout is None:
+        timeout = _stop_timeout(ep) + 20
+    progress(f"stopping endpoint {name!r} (pid {pid})")
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while lock_is_held(ep.lock_file) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if lock_is_held(ep.lock_file):
+        progress(f"the endpoint did not stop within {timeout:g}s; killing it")
+        terminate([pid] if pid else [], 2.0, signal.SIGKILL)
+        cleanup_stale(ep)
+    return f"endpoint {name!r} stopped"
+
+
+def _stop_timeout(ep: EndpointDir) -> float:
+    try:
+        return load_config(ep.config_file()).stop_timeout
+    except EndpointError:
+        return 10.0
+
+
+# --- list / status / delete -------------------------------------------------------
+
+
+def list_endpoints(home: EndpointHome) -> list[dict]:
+    rows = []
+    for name in home.names():
+        ep = home.endpoint(name)
+        rows.append({"name": name, "status": state_of(ep).value, "endpoint_id": ep.read_info().get("endpoint_id")})
+    return rows
+
+
+def local_status(ep: EndpointDir) -> dict:
+    info = ep.read_info()
+    components = read_json(ep.components_file) or {}
+    state = state_of(ep)
+    running = state is State.RUNNING
+    return {
+        "name": ep.name,
+        "endpoint_id": info.get("endpoint_id"),
+        "owner": info.get("owner"),
+        "state": state.value,
+        "config_file": str(ep.config_file()),
+        "log_dir": str(ep.log_dir),
+        "pids": {
+            "endpoint": daemon_pid(ep) if running else None,
+            "interchange": components.get("interchange") if running else None,
+            "managers": components.get("managers", []) if running else [],
+        },
+    }
+
+
+def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
+    """Local state, plus the running daemon's own account when it answers."""
+    from ..sdk.client import Client
+
+    ep = home.existing(name)
+    result = local_status(ep)
+    if result["state"] != State.RUNNING.value:
+        return result
+    try:
+        config = load_config(ep.config_file())
+        identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
+        client = Client(config.broker.url, identity.client_id, identity.secret, config.broker.tls_ca)
+        reply = client.send_command(result["endpoint_id"], "status", timeout=timeout, owner=result["owner"])
+    except EndpointError as exc:
+        result["live_status_error"] = str(exc)
+        return result
+    return {**result, **reply.data, "state": State.RUNNING.value}
+
+
+def delete(home: EndpointHome, name: str, progress: Progress, keep_queues: bool = False) -> str:
+    from ..sdk.client import Client
+
+    ep = home.existing(name)
+    stop(home, name, progress)
+    info = ep.read_info()
+    note = ""
+    if info.get("endpoint_id") and not keep_queues:
+        try:
+            config = load_config(ep.config_file())
+            identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
+            client = Client(config.broker.url, identity.client_id, identity.secret, config.broker.tls_ca)
+            deleted = client.delete_endpoint_queues(info["endpoint_id"], info.get("owner"))
+            note = f"; removed {len(deleted)} queues from the broker"
+        except EndpointError as exc:
+            note = f"; its broker queues were left in place ({exc})"
+    for directory in {ep.config_dir, ep.state_dir}:
+        shutil.rmtree(directory, ignore_errors=True)
+    return f"endpoint {name!r} deleted{note}"

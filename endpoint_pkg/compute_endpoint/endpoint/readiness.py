@@ -1,0 +1,60 @@
+"""Telling whoever started the daemon how start-up is going.
+
+Two audiences: the `compute-endpoint start` command, which waits on a pipe
+for progress lines and a final READY or FAILED line; and systemd, which
+waits for READY=1 on its notify socket (Type=notify) and expects WATCHDOG=1
+pings while WatchdogSec is set.
+"""
+
+import os
+
+import sdnotify
+
+
+class Readiness:
+    def __init__(self, fd: int | None):
+        self._pipe = os.fdopen(fd, "w", buffering=1) if fd is not None else None
+        self._systemd = sdnotify.SystemdNotifier() if os.environ.get("NOTIFY_SOCKET") else None
+
+    def _line(self, text: str) -> None:
+        if self._pipe is None:
+            return
+        try:
+            self._pipe.write(text.replace("\n", " ") + "\n")
+        except (BrokenPipeError, ValueError):  # the starter gave up waiting; carry on regardless
+            self._pipe = None
+
+    def progress(self, text: str) -> None:
+        self._line(f"PROGRESS {text}")
+        self._notify(f"STATUS={text}")
+
+    def ready(self, text: str) -> None:
+        self._line(f"READY {text}")
+        self._close_pipe()
+        self._notify(f"READY=1\nSTATUS={text}")
+
+    def failed(self, text: str) -> None:
+        self._line(f"FAILED {text}")
+        self._close_pipe()
+        self._notify(f"STATUS={text}")
+
+    def watchdog(self) -> None:
+        self._notify("WATCHDOG=1")
+
+    def stopping(self, text: str = "stopping") -> None:
+        self._notify(f"STOPPING=1\nSTATUS={text}")
+
+    def reloading(self) -> None:
+        self._notify("RELOADING=1")
+
+    def _notify(self, message: str) -> None:
+        if self._systemd is not None:
+            self._systemd.notify(message)
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            try:
+                self._pipe.close()
+            except OSError:
+                pass
+            self._pipe = None
