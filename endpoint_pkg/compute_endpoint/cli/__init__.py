@@ -1,0 +1,1 @@
+"""The compute-endpoint command line."""

@@ -1,0 +1,190 @@
+"""The `compute-endpoint` command. Each command parses, calls the library, prints."""
+
+import sys
+import traceback
+from functools import wraps
+from getpass import getpass
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ..config import load_config
+from ..endpoint import lifecycle
+from ..errors import EndpointError
+from ..home import EndpointHome
+from . import output
+
+app = typer.Typer(
+    name="compute-endpoint",
+    help="Run and manage compute endpoints: services that execute Python functions sent over RabbitMQ.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+NameArg = Annotated[str, typer.Argument(help="Endpoint name.", show_default=True)]
+
+
+def _version(value: bool):
+    if value:
+        output.out.print(f"compute-endpoint {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+):
+    _state["debug"] = debug
+
+
+def command(fn):
+    """Run a command body; print an EndpointError once and exit with its code."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EndpointError as exc:
+            if _state["debug"]:
+                traceback.print_exc()
+            output.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if _state["debug"]:
+                traceback.print_exc()
+            output.error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _home() -> EndpointHome:
+    return EndpointHome.resolve()
+
+
+@app.command()
+@command
+def configure(
+    name: NameArg = "default",
+    broker_url: Annotated[Optional[str], typer.Option(
+        "--broker-url", help="Broker URL without credentials, e.g. amqp://127.0.0.1:5672/%2F")] = None,
+):
+    """Create an endpoint's directory and a default config.yaml."""
+    ep = lifecycle.configure(_home(), name, broker_url)
+    output.out.print(f"Created profile for endpoint named <{name}>\n")
+    output.out.print(f"    Configuration file: {ep.config_file()}\n")
+    output.out.print(f"Next: store broker credentials with `compute-endpoint login {name}` (or export "
+                     f"COMPUTE_CLIENT_ID and COMPUTE_CLIENT_SECRET), then `compute-endpoint start {name}`.")
+
+
+@app.command()
+@command
+def login(
+    name: NameArg = "default",
+    client_id: Annotated[Optional[str], typer.Option(
+        "--client-id", help="Broker identity (user name). Prompted for when omitted.")] = None,
+):
+    """Store broker credentials for an endpoint, encrypted. The secret is read from a prompt or stdin."""
+    if client_id is None:
+        client_id = typer.prompt("Client id (broker user)") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    secret = getpass("Client secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    store = lifecycle.login(_home(), name, client_id, secret)
+    output.out.print(f"Stored credentials for {client_id!r} in {store.path} (key: {store.key_file})")
+
+
+@app.command()
+@command
+def start(
+    name: NameArg = "default",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the endpoint to be running.")] = 60.0,
+):
+    """Start an endpoint in the background; returns once it is registered and consuming tasks."""
+    info = lifecycle.start(_home(), name, output.progress, timeout)
+    output.out.print(f"Starting endpoint; registered with id: {info['endpoint_id']}")
+    output.out.print(f"Endpoint {name!r} is running.")
+
+
+@app.command()
+@command
+def stop(
+    name: NameArg = "default",
+    timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds to wait before killing it (default: the config's stop_timeout + 20).")] = None,
+):
+    """Stop an endpoint and everything it started. Safe to repeat; cleans up after a crash."""
+    output.out.print(lifecycle.stop(_home(), name, output.progress, timeout))
+
+
+@app.command()
+@command
+def restart(name: NameArg = "default"):
+    """Stop the endpoint (if running) and start it again."""
+    home = _home()
+    output.out.print(lifecycle.stop(home, name, output.progress))
+    info = lifecycle.start(home, name, output.progress)
+    output.out.print(f"Endpoint {name!r} is running with id {info['endpoint_id']}.")
+
+
+@app.command("list")
+@command
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False):
+    """List the endpoints configured on this machine, with their state and id."""
+    rows = lifecycle.list_endpoints(_home())
+    if as_json:
+        output.print_json(rows)
+    elif not rows:
+        output.out.print("No endpoints configured. Create one with `compute-endpoint configure`.")
+    else:
+        output.out.print(output.endpoints_table(rows))
+
+
+@app.command()
+@command
+def status(
+    name: NameArg = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+):
+    """Show an endpoint's state, queues, managers, workers, tasks and process ids."""
+    data = lifecycle.status(_home(), name)
+    if as_json:
+        output.print_json(data)
+        return
+    shown = {k: v for k, v in data.items() if k != "manager_details"}
+    output.out.print(output.key_value_table(shown))
+
+
+@app.command()
+@command
+def delete(
+    name: NameArg = "default",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    keep_queues: Annotated[bool, typer.Option(help="Leave the endpoint's queues on the broker.")] = False,
+):
+    """Stop an endpoint, remove its files and (unless --keep-queues) its queues on the broker."""
+    home = _home()
+    home.existing(name)
+    if not yes and not typer.confirm(f"Delete endpoint {name!r} and any tasks queued for it?"):
+        raise typer.Abort()
+    output.out.print(lifecycle.delete(home, name, output.progress, keep_queues))
+
+
+@app.command("check-config")
+@command
+def check_config(path: Annotated[str, typer.Argument(help="A config.yaml or config.py to validate.")]):
+    """Validate a config file without starting anything; exit code 0 when it is valid."""
+    load_config(path)
+    output.out.print(f"{path}: valid")
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Exceptions the SDK raises, and turning a failed Result back into one."""
+
+import importlib
+
+from .. import serialize
+from ..errors import EndpointError
+from ..protocol import Result
+from ..protocol import messages as m
+
+
+class SDKError(EndpointError):
+    """Base of errors raised by the SDK itself (not by remote functions)."""
+
+
+class UnknownEndpointError(SDKError):
+    pass
+
+
+class BrokerUnavailableError(SDKError):
+    pass
+
+
+class TaskFailed(SDKError):
+    """A task failed outside the user's code (its worker died, walltime, lost manager...)."""
+
+    def __init__(self, message: str, task_id: str = "", error_kind: str = ""):
+        super().__init__(message)
+        self.task_id = task_id
+        self.error_kind = error_kind
+
+
+class WorkerDiedError(TaskFailed):
+    pass
+
+
+class TaskTimeoutError(TaskFailed):
+    pass
+
+
+class ManagerLostError(TaskFailed):
+    pass
+
+
+class TaskSerializationError(TaskFailed):
+    pass
+
+
+class PayloadTooLargeError(TaskFailed):
+    pass
+
+
+class RemoteExecutionError(Exception):
+    """The remote function raised an exception that cannot be rebuilt here.
+
+    ``remote_type`` is its qualified type name and ``remote_traceback`` the
+    traceback text from the worker.
+    """
+
+    def __init__(self, remote_type: str, message: str, remote_traceback: str):
+        super().__init__(f"{remote_type}: {message}\n\nRemote traceback:\n{remote_traceback}")
+        self.remote_type = remote_type
+        self.remote_message = message
+        self.remote_traceback = remote_traceback
+
+
+_SYSTEM_ERRORS = {
+    m.WORKER_DIED: WorkerDiedError,
+    m.WALLTIME: TaskTimeoutError,
+    m.MANAGER_LOST: ManagerLostError,
+    m.SERIALIZATION: TaskSerializationError,
+    m.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
+}
+
+
+def exception_from_result(result: Result) -> BaseException:
+    if result.error_kind != m.EXCEPTION:
+        cls = _SYSTEM_ERRORS.get(result.error_kind, TaskFailed)
+        return cls(f"task {result.task_id} failed: {result.error_message}", result.task_id, result.error_kind or "")
+    exc = _rebuild(result)
+    if exc is None:
+        return RemoteExecutionError(result.error_type or "Exception", result.error_message or "",
+                                    result.traceback or "")
+    if result.traceback:
+        exc.add_note(f"Remote traceback (task {result.task_id}):\n{result.traceback.rstrip()}")
+    return exc
+
+
+def _rebuild(result: Result) -> BaseException | None:
+    """The original exception object, if its type can be imported here."""
+    if not result.payload:
+        return None
+    module = (result.error_type or "").rpartition(".")[0]
+    if module and module != "__main__":
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return None
+    try:
+        exc = serialize.load(result.payload)
+    except Exception:
+        return None
+    return exc if isinstance(exc, BaseException) else None

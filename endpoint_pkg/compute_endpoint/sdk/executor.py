@@ -1,0 +1,154 @@
+"""``Executor``: a concurrent.futures.Executor that runs functions on an endpoint.
+
+    with Executor(endpoint_id="...") as ex:
+        future = ex.submit(pow, 2, 10)
+        print(future.result())
+
+Each submission is published to the endpoint's task queue; results stream
+back over AMQP into this session's own queue and resolve the futures. A
+remote exception is raised by ``future.result()``: the original type when it
+can be imported here, otherwise a ``RemoteExecutionError`` carrying the remote
+traceback. Results that arrive twice (after a redelivery) are dropped.
+"""
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Executor as _BaseExecutor
+from concurrent.futures import Future
+
+from .. import serialize
+from ..protocol import ProtocolError, Result, Task
+from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
+from .client import Client, sdk_identity, sdk_parameters
+from .errors import (
+    BrokerUnavailableError,
+    PayloadTooLargeError,
+    SDKError,
+    TaskSerializationError,
+    UnknownEndpointError,
+    exception_from_result,
+)
+from .session import BrokerSession
+
+log = logging.getLogger("compute_endpoint.sdk")
+
+DEFAULT_MAX_PAYLOAD = 10 * 2**20
+
+
+class Executor(_BaseExecutor):
+    def __init__(self, endpoint_id: str, broker_url: str | None = None, client_id: str | None = None,
+                 client_secret: str | None = None, endpoint_owner: str | None = None, tls_ca: str | None = None,
+                 connect_timeout: float = 30.0, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+                 check_endpoint: bool = True):
+        self.endpoint_id = str(endpoint_id)
+        self.identity = sdk_identity(client_id, client_secret)
+        self.names = EndpointNames(endpoint_owner or self.identity.client_id, self.endpoint_id)
+        self.max_payload_bytes = max_payload_bytes
+        self._futures: dict[str, Future] = {}
+        self._futures_lock = threading.Lock()
+        self._shutdown = False
+        if check_endpoint:
+            client = Client(broker_url, self.identity.client_id, self.identity.secret, tls_ca)
+            if not client.endpoint_exists(self.endpoint_id, self.names.owner):
+                raise UnknownEndpointError(
+                    f"no endpoint {self.endpoint_id} owned by {self.names.owner!r} on this broker: check the id "
+                    "(and endpoint_owner), or start the endpoint once so it registers")
+        params = sdk_parameters(broker_url, self.identity, tls_ca, "compute-endpoint sdk")
+        self._session = BrokerSession(params, self.identity.client_id, self._on_result, self._on_returned)
+        self._session.start()
+        self._wait_connected(connect_timeout)
+
+    def _wait_connected(self, timeout: float) -> None:
+        if not self._session.ready.wait(timeout):
+            self._session.close(delete_queue=False, timeout=2)
+            raise BrokerUnavailableError(f"{self._session.first_error or 'cannot reach the broker'} "
+                                         f"(gave up after {timeout:g}s)")
+        if self._session.fatal_error:
+            raise SDKError(self._session.fatal_error)
+
+    # --- concurrent.futures.Executor -----------------------------------------
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        if self._shutdown:
+            raise RuntimeError("cannot submit after shutdown")
+        future: Future = Future()
+        try:
+            fn_hash, fn_bytes = serialize.dump_function(fn)
+            arg_bytes = serialize.dump_arguments(args, kwargs)
+        except serialize.SerializationError as exc:
+            future.set_exception(TaskSerializationError(str(exc)))
+            return future
+        task = Task(task_id=str(uuid.uuid4()), fn_hash=fn_hash, fn_len=len(fn_bytes),
+                    reply_to=self._session.reply.key, submitter=self.identity.client_id,
+                    submitted_at=time.time(), payload=fn_bytes + arg_bytes)
+        body = task.pack()
+        if len(body) > self.max_payload_bytes:
+            future.set_exception(PayloadTooLargeError(
+                f"the task is {len(body) / 2**20:.1f} MiB, over the limit of "
+                f"{self.max_payload_bytes / 2**20:.1f} MiB; pass large data by reference (a path or URL)",
+                task.task_id, "payload_too_large"))
+            return future
+        future.task_id = task.task_id
+        with self._futures_lock:
+            self._futures[task.task_id] = future
+        self._session.publish(TASK_EXCHANGE, self.names.tasks_key, body, task.task_id)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shutdown = True
+        with self._futures_lock:
+            pending = list(self._futures.values())
+        if cancel_futures:
+            for future in pending:
+                future.cancel()
+        if wait:
+            for future in pending:
+                if not future.cancelled():
+                    try:
+                        future.exception()
+                    except Exception:  # cancelled meanwhile
+                        pass
+        with self._futures_lock:
+            outstanding = len(self._futures)
+        # Keep the result queue if results may still come (a later session cannot read it, but
+        # it expires by itself); delete it when nothing is owed to us.
+        self._session.close(delete_queue=outstanding == 0)
+
+    @property
+    def outstanding(self) -> int:
+        with self._futures_lock:
+            return len(self._futures)
+
+    # --- results (session thread) --------------------------------------------
+
+    def _on_result(self, body: bytes, _props) -> None:
+        try:
+            result = Result.unpack(body)
+        except ProtocolError as exc:
+            log.error("dropped a malformed result message: %s", exc)
+            return
+        with self._futures_lock:
+            future = self._futures.pop(result.task_id, None)
+        if future is None or future.cancelled():
+            return  # a duplicate, or a task from an earlier session
+        if result.ok:
+            try:
+                value = serialize.load(result.payload)
+            except Exception as exc:
+                future.set_exception(TaskSerializationError(
+                    f"task {result.task_id} succeeded but its result cannot be deserialized here: "
+                    f"{type(exc).__name__}: {exc}", result.task_id, "serialization"))
+                return
+            future.set_result(value)
+        else:
+            future.set_exception(exception_from_result(result))
+
+    def _on_returned(self, task_id: str, reason: str) -> None:
+        with self._futures_lock:
+            future = self._futures.pop(task_id, None)
+        if future is not None and not future.done():
+            future.set_exception(UnknownEndpointError(
+                f"task {task_id} could not be delivered to endpoint {self.endpoint_id} ({reason}): its task queue "
+                "no longer exists; was the endpoint deleted?"))

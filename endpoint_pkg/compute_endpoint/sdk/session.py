@@ -1,0 +1,213 @@
+"""The SDK's AMQP session: one connection on a background thread.
+
+Publishes tasks with publisher confirms and consumes results from this
+session's own durable result queue. If the connection drops, every task not
+yet confirmed goes back to the head of the outbox and is published again
+after reconnecting (with backoff); results wait in the durable queue
+meanwhile. Duplicates this may cause are dropped by task id by the Executor.
+"""
+
+import itertools
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+
+import pika
+from pika.adapters.select_connection import IOLoop, SelectConnection
+
+from ..endpoint.amqp import describe_connection_error
+from ..protocol.broker_names import RESULT_EXCHANGE, ReplyAddress
+
+log = logging.getLogger("compute_endpoint.sdk")
+
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15)
+RESULT_QUEUE_EXPIRES_MS = 24 * 3600 * 1000
+
+
+class BrokerSession:
+    def __init__(self, params: pika.ConnectionParameters, identity: str,
+                 on_result: Callable[[bytes, pika.BasicProperties], None],
+                 on_returned: Callable[[str, str], None],
+                 result_queue_expires_ms: int = RESULT_QUEUE_EXPIRES_MS):
+        self.params = params
+        self.identity = identity
+        self.reply = ReplyAddress(identity, uuid.uuid4().hex)
+        self._on_result = on_result
+        self._on_returned = on_returned
+        self._expires = result_queue_expires_ms
+        self._ioloop = IOLoop()
+        self._connection: SelectConnection | None = None
+        self._channel = None
+        self._outbox: deque[tuple[str, str, bytes, str]] = deque()
+        self._unconfirmed: dict[int, tuple[str, str, bytes, str]] = {}
+        self._seq = 0
+        self._flush_scheduled = False
+        self._lock = threading.Lock()
+        self._attempt = 0
+        self._closing = False
+        self._delete_queue_on_close = False
+        self.ready = threading.Event()
+        self.first_error: str | None = None
+        self.fatal_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="compute-sdk-amqp", daemon=True)
+
+    # --- public, any thread --------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, message_id: str) -> None:
+        with self._lock:
+            self._outbox.append((exchange, routing_key, body, message_id))
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        self._ioloop.add_callback_threadsafe(self._flush)
+
+    def close(self, delete_queue: bool, timeout: float = 10.0) -> None:
+        self._delete_queue_on_close = delete_queue
+        if self._thread.is_alive():
+            self._ioloop.add_callback_threadsafe(self._begin_close)
+            self._thread.join(timeout)
+
+    def unconfirmed(self) -> int:
+        return len(self._outbox) + len(self._unconfirmed)
+
+    # --- the session thread --------------------------------------------------
+
+    def _run(self) -> None:
+        self._connect()
+        self._ioloop.start()
+        self._ioloop.close()
+
+    def _connect(self) -> None:
+        self._connection = SelectConnection(self.params, on_open_callback=self._on_open,
+                                            on_open_error_callback=self._on_open_error,
+                                            on_close_callback=self._on_closed, custom_ioloop=self._ioloop)
+
+    def _on_open_error(self, _conn, error) -> None:
+        fatal, message = describe_connection_error(error, self.params, self.identity)
+        if self._closing:
+            self._ioloop.stop()
+            return
+        self.first_error = self.first_error or message
+        if fatal:
+            self.fatal_error = message
+            self.ready.set()  # wake the constructor so it can raise
+            self._ioloop.stop()
+            return
+        self._retry(message)
+
+    def _on_closed(self, _conn, reason) -> None:
+        self._channel = None
+        self.ready.clear()
+        self._requeue_unconfirmed()
+        if self._closing:
+            self._ioloop.stop()
+            return
+        self._retry(f"connection lost: {reason}")
+
+    def _retry(self, message: str) -> None:
+        delay = RECONNECT_DELAYS[min(self._attempt, len(RECONNECT_DELAYS) - 1)]
+        self._attempt += 1
+        log.warning("%s; reconnecting in %ss", message, delay)
+        self._ioloop.call_later(delay, lambda: None if self._closing else self._connect())
+
+    def _on_open(self, connection) -> None:
+        connection.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel) -> None:
+        self._channel = channel
+        self._seq = 0
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _f: self._declare())
+
+    def _on_channel_closed(self, _channel, reason) -> None:
+        self._channel = None
+        code = getattr(reason, "reply_code", 0)
+        if code in (403, 404) and not self.ready.is_set():
+            if code == 403:
+                self.fatal_error = (f"the broker refused identity {self.identity!r} ({reason.reply_text}); "
+                                    "check its permissions (see README: Broker setup)")
+            else:
+                self.fatal_error = (f"the broker has no exchange {RESULT_EXCHANGE!r}: no endpoint has been started "
+                                    f"on this broker yet ({reason.reply_text})")
+            self.ready.set()
+            self._closing = True
+        if self._connection and self._connection.is_open:
+            self._connection.close()
+
+    def _declare(self) -> None:
+        ch, reply = self._channel, self.reply
+        args = {"x-expires": self._expires}
+
+        def bound(_frame):
+            ch.basic_qos(prefetch_count=1000, callback=lambda _f: ch.basic_consume(
+                reply.queue, self._on_message, callback=lambda _f: self._on_ready()))
+
+        ch.queue_declare(reply.queue, durable=True, arguments=args,
+                         callback=lambda _f: ch.queue_bind(reply.queue, RESULT_EXCHANGE, reply.key, callback=bound))
+
+    def _on_ready(self) -> None:
+        self._attempt = 0
+        self.ready.set()
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+            if self._channel is None or not self.ready.is_set():
+                return
+            items, self._outbox = self._outbox, deque()
+        for item in items:
+            exchange, key, body, message_id = item
+            props = pika.BasicProperties(message_id=message_id, delivery_mode=2)
+            self._channel.basic_publish(exchange, key, body, props, mandatory=True)
+            self._seq += 1
+            self._unconfirmed[self._seq] = item
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        if method.multiple:  # dict order is publish order, so the confirmed ones are a prefix
+            tags = list(itertools.takewhile(lambda t: t <= method.delivery_tag, self._unconfirmed))
+        else:
+            tags = [method.delivery_tag]
+        nacked = []
+        for tag in tags:
+            item = self._unconfirmed.pop(tag, None)
+            if item is not None and isinstance(method, pika.spec.Basic.Nack):
+                nacked.append(item)
+        if nacked:
+            with self._lock:
+                self._outbox.extendleft(reversed(nacked))
+            self._ioloop.call_later(0.5, self._flush)
+
+    def _on_return(self, _channel, method, properties, _body) -> None:
+        self._on_returned(properties.message_id or "", method.reply_text)
+
+    def _on_message(self, channel, method, properties, body) -> None:
+        try:
+            self._on_result(body, properties)
+        finally:
+            channel.basic_ack(method.delivery_tag)
+
+    def _requeue_unconfirmed(self) -> None:
+        if not self._unconfirmed:
+            return
+        pending = [self._unconfirmed[t] for t in sorted(self._unconfirmed)]
+        self._unconfirmed.clear()
+        with self._lock:
+            self._outbox.extendleft(reversed(pending))
+
+    def _begin_close(self) -> None:
+        self._closing = True
+        ch, conn = self._channel, self._connection
+        if ch is not None and ch.is_open and self._delete_queue_on_close:
+            ch.queue_delete(self.reply.queue, callback=lambda _f: conn.close())
+        elif conn is not None and not (conn.is_closed or conn.is_closing):
+            conn.close()  # open, or still opening (which this aborts)
+        else:
+            self._ioloop.stop()
