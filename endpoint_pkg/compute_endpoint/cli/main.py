@@ -155,8 +155,7 @@ def status(
     if as_json:
         output.print_json(data)
         return
-    shown = {k: v for k, v in data.items() if k != "manager_details"}
-    output.out.print(output.key_value_table(shown))
+    output.out.print(output.status_table(data))
 
 
 @app.command()

@@ -23,13 +23,39 @@ def endpoints_table(rows: list[dict]) -> Table:
     return table
 
 
-def key_value_table(data: dict) -> Table:
-    table = Table(box=box.ASCII_DOUBLE_HEAD, show_header=False, show_lines=False)
-    table.add_column("Key")
-    table.add_column("Value")
-    for key, value in data.items():
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+def status_table(data: dict) -> Table:
+    """`compute-endpoint status` for people; `--json` has every field."""
+    table = Table(box=box.ASCII, show_header=False)
+    table.add_column("Field", no_wrap=True)
+    table.add_column("Value", overflow="fold")
+    for label, value in _status_rows(data):
+        table.add_row(label, value)
     return table
+
+
+def _status_rows(data: dict) -> list[tuple[str, str]]:
+    rows = [("Endpoint", f"{data['name']} ({data.get('endpoint_id')})"), ("State", data["state"])]
+    if data.get("owner"):
+        rows.append(("Owner", data["owner"]))
+    if "broker" in data:
+        broker = data["broker"]
+        rows.append(("Broker", f"{broker['url']} ({'connected' if broker['connected'] else 'reconnecting'})"))
+    for kind, queue in data.get("queues", {}).items():
+        rows.append((f"Queue ({kind.replace('_', ' ')})", queue))
+    if "managers" in data:
+        rows.append(("Managers", f"{data['managers']} with {data['workers']} workers ({data['idle_workers']} idle)"))
+        rows.append(("Tasks", f"{data['tasks_outstanding']} outstanding, {data['tasks_completed']} completed"))
+    pids = data["pids"]
+    if pids.get("endpoint"):
+        managers = ", ".join(str(p) for p in pids["managers"]) or "none"
+        rows.append(("Processes", f"endpoint {pids['endpoint']}, interchange {pids['interchange']}, "
+                                  f"managers {managers}"))
+    if "uptime_seconds" in data:
+        rows.append(("Up for", f"{data['uptime_seconds']:.0f} s"))
+    if data.get("live_status_error"):
+        rows.append(("Live status", f"unavailable: {data['live_status_error']}"))
+    rows += [("Config", data["config_file"]), ("Logs", data["log_dir"])]
+    return rows
 
 
 def print_json(data) -> None:

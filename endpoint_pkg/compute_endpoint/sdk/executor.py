@@ -56,7 +56,9 @@ class Executor(_BaseExecutor):
                     f"no endpoint {self.endpoint_id} owned by {self.names.owner!r} on this broker: check the id "
                     "(and endpoint_owner), or start the endpoint once so it registers")
         params = sdk_parameters(broker_url, self.identity, tls_ca, "compute-endpoint sdk")
-        self._session = BrokerSession(params, self.identity.client_id, self._on_result, self._on_returned)
+        self._refusal: str | None = None
+        self._session = BrokerSession(params, self.identity.client_id, self._on_result, self._on_returned,
+                                      self._on_refused)
         self._session.start()
         self._wait_connected(connect_timeout)
 
@@ -73,6 +75,8 @@ class Executor(_BaseExecutor):
     def submit(self, fn, /, *args, **kwargs) -> Future:
         if self._shutdown:
             raise RuntimeError("cannot submit after shutdown")
+        if self._refusal:
+            raise SDKError(self._refusal)
         future: Future = Future()
         try:
             fn_hash, fn_bytes = serialize.dump_function(fn)
@@ -144,6 +148,15 @@ class Executor(_BaseExecutor):
             future.set_result(value)
         else:
             future.set_exception(exception_from_result(result))
+
+    def _on_refused(self, message: str) -> None:
+        """The broker refused our publishes: nothing in flight can succeed, so fail it all."""
+        self._refusal = message
+        with self._futures_lock:
+            futures, self._futures = self._futures, {}
+        for future in futures.values():
+            if not future.done():
+                future.set_exception(SDKError(message))
 
     def _on_returned(self, task_id: str, reason: str) -> None:
         with self._futures_lock:

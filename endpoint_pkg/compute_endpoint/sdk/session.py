@@ -30,12 +30,14 @@ class BrokerSession:
     def __init__(self, params: pika.ConnectionParameters, identity: str,
                  on_result: Callable[[bytes, pika.BasicProperties], None],
                  on_returned: Callable[[str, str], None],
+                 on_refused: Callable[[str], None],
                  result_queue_expires_ms: int = RESULT_QUEUE_EXPIRES_MS):
         self.params = params
         self.identity = identity
         self.reply = ReplyAddress(identity, uuid.uuid4().hex)
         self._on_result = on_result
         self._on_returned = on_returned
+        self._on_refused = on_refused
         self._expires = result_queue_expires_ms
         self._ioloop = IOLoop()
         self._connection: SelectConnection | None = None
@@ -128,7 +130,14 @@ class BrokerSession:
     def _on_channel_closed(self, _channel, reason) -> None:
         self._channel = None
         code = getattr(reason, "reply_code", 0)
-        if code in (403, 404) and not self.ready.is_set():
+        if code == 403 and self.ready.is_set():
+            # A publish was refused (e.g. to an endpoint of another identity). Retrying
+            # cannot help: fail what was in flight and stop publishing it.
+            refused = list(self._unconfirmed.values())
+            self._unconfirmed.clear()
+            self._on_refused(f"the broker refused identity {self.identity!r}: {reason.reply_text}")
+            log.error("%s (%d tasks failed)", reason.reply_text, len(refused))
+        elif code in (403, 404) and not self.ready.is_set():
             if code == 403:
                 self.fatal_error = (f"the broker refused identity {self.identity!r} ({reason.reply_text}); "
                                     "check its permissions (see README: Broker setup)")

@@ -1,0 +1,32 @@
+# Two commands matter: `make demo` (the main job) and `make test` (every test).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help venv broker demo test test-python lint clean
+
+help:
+	@echo "make demo   - install what is missing, start RabbitMQ, run an endpoint end to end"
+	@echo "make test   - run every test (lint + pytest against real RabbitMQ and processes)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: endpoint_pkg/pyproject.toml requirements-dev.txt scripts/ensure-venv.sh
+	VENV=$(VENV) scripts/ensure-venv.sh
+	touch $@
+
+broker:
+	scripts/ensure-rabbitmq.sh
+
+demo: venv broker
+	scripts/demo.sh
+
+lint: venv
+	$(VENV)/bin/ruff check endpoint_pkg tests examples
+
+test-python: venv broker
+	$(PY) -m pytest tests
+
+test: lint test-python
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .hypothesis .ruff_cache

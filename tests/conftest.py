@@ -1,0 +1,82 @@
+"""Fixtures: the real RabbitMQ broker, restricted broker identities, and endpoints run by the real CLI."""
+
+import secrets
+import signal
+import sys
+
+import cloudpickle
+import pytest
+
+from compute_endpoint.procs import pid_alive, terminate
+
+from .broker import (
+    broker_reachable,
+    create_identity,
+    delete_identity,
+    delete_queues_of,
+    ensure_shared_exchanges,
+)
+from .endpoints import EndpointUnderTest, Identity
+
+# Workers cannot import this test package, so functions defined in it travel by value,
+# as functions defined in a user's __main__ script do.
+cloudpickle.register_pickle_by_value(sys.modules[__package__])
+
+
+@pytest.fixture(scope="session")
+def broker():
+    if not broker_reachable():
+        pytest.exit("RabbitMQ is not reachable on 127.0.0.1:5672: run `make broker` (or `make test`)", returncode=3)
+    ensure_shared_exchanges()
+
+
+def _identity(prefix: str):
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    identity = Identity(name, create_identity(name))
+    yield identity
+    delete_queues_of(name)
+    delete_identity(name)
+
+
+@pytest.fixture(scope="session")
+def alice(broker):
+    yield from _identity("alice")
+
+
+@pytest.fixture(scope="session")
+def bob(broker):
+    yield from _identity("bob")
+
+
+@pytest.fixture
+def endpoint_factory(tmp_path, alice):
+    """Make endpoints in a private home; whatever they started is stopped afterwards."""
+    made: list[EndpointUnderTest] = []
+
+    def make(name: str = "default", config: dict | None = None, identity: Identity | None = None,
+             start: bool = True) -> EndpointUnderTest:
+        ep = EndpointUnderTest(tmp_path / "home", name, identity or alice)
+        ep.configure(config)
+        made.append(ep)
+        if start:
+            ep.start()
+        return ep
+
+    yield make
+    for ep in made:
+        leftovers = _recorded_pids(ep)
+        ep.stop()
+        terminate([p for p in leftovers if pid_alive(p)], 2.0, signal.SIGKILL)
+
+
+def _recorded_pids(ep: EndpointUnderTest) -> list[int]:
+    try:
+        comp = ep.components()
+    except (OSError, ValueError):
+        return []
+    return [p for p in [comp.get("endpoint"), comp.get("interchange"), *comp.get("managers", [])] if p]
+
+
+@pytest.fixture
+def endpoint(endpoint_factory) -> EndpointUnderTest:
+    return endpoint_factory()

@@ -1,0 +1,155 @@
+"""Configuration: config.yaml and config.py load into Config objects; every error names file, line and key."""
+
+import textwrap
+
+import pytest
+
+from compute_endpoint.config import Config, ConfigError, Engine, LocalProvider, load_config, load_yaml_text
+
+
+def load(text: str) -> Config:
+    return load_yaml_text(textwrap.dedent(text), "config.yaml")
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(text)
+    return str(caught.value)
+
+
+def test_the_seed_import_path_resolves():
+    from compute_endpoint.endpoint.utils.config import Config as SeedConfig
+
+    assert SeedConfig is Config
+
+
+def test_defaults_and_our_own_keys():
+    config = load("""
+        display_name: Laptop
+        broker: {url: "amqps://broker.example.org:5671/%2F", tls_ca: /etc/ssl/ca.pem}
+        engine:
+          max_workers_per_node: 3
+          task_walltime: 60
+          provider: {init_blocks: 2, max_blocks: 4}
+    """)
+    assert config.display_name == "Laptop"
+    assert config.engine.max_workers_per_node == 3
+    assert config.engine.provider.init_blocks == 2
+    assert config.broker.tls_ca == "/etc/ssl/ca.pem"
+    assert config.heartbeat_period == 30 and config.engine.max_retries_on_system_failure == 1
+
+
+def test_an_upstream_globus_compute_config_loads():
+    config = load("""
+        display_name: null
+        heartbeat_period: 15
+        engine:
+          type: GlobusComputeEngine
+          max_workers: 4
+          max_retries_on_system_failure: 2
+          job_status_kwargs: {max_idletime: 60.0, strategy_period: 10.0}
+          provider:
+            type: LocalProvider
+            init_blocks: 1
+            min_blocks: 0
+            max_blocks: 1
+            worker_init: "source ~/venv/bin/activate"
+    """)
+    assert config.engine.max_workers_per_node == 4
+    assert config.engine.job_status_kwargs.max_idletime == 60.0
+    assert load("engine: {type: HighThroughputEngine}").engine.type == "HighThroughputEngine"
+
+
+def test_address_by_interface_resolves():
+    config = load("engine: {address: {type: address_by_interface, ifname: lo}}")
+    assert config.engine.address == "127.0.0.1"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("engine:\n  max_workers_per_node: -2\n",
+     "config.yaml:2: engine.max_workers_per_node: expected an integer of at least 1, got -2"),
+    ("engine:\n  max_workers_per_node: two\n",
+     "config.yaml:2: engine.max_workers_per_node: expected an integer of at least 1, got str 'two'"),
+    ("engine:\n  provider:\n    type: SlurmProvider\n",
+     "config.yaml:3: engine.provider.type: provider type 'SlurmProvider' is not supported; supported: LocalProvider"),
+    ("engine:\n  provider:\n    init_blocks: 5\n",
+     "config.yaml:3: engine.provider.init_blocks: is 5; it must lie between min_blocks (0) and max_blocks (1)"),
+    ("amqp_port: 443\n", "config.yaml:1: amqp_port: is not supported by this endpoint: put the port in broker.url"),
+    ("engine:\n  colour: blue\n", "config.yaml:2: engine.colour: unknown key; expected one of: address,"),
+    ("heartbeat_period: 0\n", "config.yaml:1: heartbeat_period: expected a number greater than 0, got 0"),
+    ("broker:\n  url: amqp://me:secret@host/\n", "config.yaml:2: broker.url: must not contain a user name or password"),
+    ("broker:\n  url: http://host/\n", "config.yaml:2: broker.url: expected an amqp:// or amqps:// URL"),
+    ("engine: [1, 2]\n", "config.yaml:1: engine: expected a mapping of settings, got list"),
+    ("engine:\n  type: ThreadPoolEngine\n", "config.yaml:2: engine.type: ThreadPoolEngine is not supported"),
+    ("engine:\n  type: Turbo\n", "config.yaml:2: engine.type: unknown engine type 'Turbo'"),
+    ("display_name: [\n", "config.yaml:2: invalid YAML"),
+    ("- a\n- b\n", "config.yaml:1: expected a mapping of settings at the top level, got list"),
+    ("engine:\n  heartbeat_period: 10\n  heartbeat_threshold: 5\n",
+     "config.yaml:3: engine.heartbeat_threshold: is 5s; it must exceed heartbeat_period (10s)"),
+    ("engine:\n  max_workers: 2\n  max_workers_per_node: 2\n",
+     "config.yaml:2: engine.max_workers: set either max_workers or max_workers_per_node, not both"),
+    ("allowed_functions: [not-a-hash]\n", "config.yaml:1: allowed_functions: expected function hashes"),
+    ("debug: yes please\n", "config.yaml:1: debug: expected true or false, got str 'yes please'"),
+])
+def test_bad_values_name_file_line_key_and_expectation(text, expected):
+    assert error_of(text).startswith(expected)
+
+
+def test_config_py_defining_config_loads(tmp_path):
+    path = tmp_path / "config.py"
+    path.write_text(textwrap.dedent("""
+        from compute_endpoint.endpoint.utils.config import Config
+        from compute_endpoint.config import GlobusComputeEngine, LocalProvider
+
+        config = Config(
+            display_name="from python",
+            engine=GlobusComputeEngine(max_workers_per_node=2, provider=LocalProvider(init_blocks=1)),
+        )
+    """))
+    config = load_config(path)
+    assert config.display_name == "from python" and config.engine.max_workers_per_node == 2
+
+
+def test_config_py_errors_name_the_line(tmp_path):
+    path = tmp_path / "config.py"
+    path.write_text("from compute_endpoint.config import Config, Engine\n\n"
+                    "config = Config(engine=Engine(max_workers_per_node=0))\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}:3: max_workers_per_node: expected an integer of at least 1, got 0"
+
+    path.write_text("x = 1\n")
+    with pytest.raises(ConfigError, match="must define `config = Config"):
+        load_config(path)
+    path.write_text("config = Config(\n")
+    with pytest.raises(ConfigError, match=r"config.py:1: SyntaxError"):
+        load_config(path)
+
+
+def test_objects_validate_when_built_directly():
+    with pytest.raises(ConfigError, match="min_blocks: is 3, above max_blocks"):
+        LocalProvider(min_blocks=3, max_blocks=1)
+    with pytest.raises(ConfigError, match="provider: expected LocalProvider"):
+        Engine(provider="slurm")
+
+
+def test_start_refuses_a_bad_config_with_file_line_and_key(endpoint_factory):
+    ep = endpoint_factory(start=False)
+    config = ep.dir / "config.yaml"
+    config.write_text(config.read_text().replace("max_workers_per_node: 2", "max_workers_per_node: -1"))
+    done = ep.cli("start", "default")
+    assert done.returncode != 0
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "max_workers_per_node" in text)
+    assert f"{config}:{line}: engine.max_workers_per_node: expected an integer of at least 1, got -1" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert ep.state() == "Initialized"
+
+
+def test_check_config_command(endpoint_factory, tmp_path):
+    ep = endpoint_factory(start=False)
+    good = ep.cli("check-config", str(ep.dir / "config.yaml"))
+    assert good.returncode == 0 and "valid" in good.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("engine:\n  provider:\n    type: KubernetesProvider\n")
+    done = ep.cli("check-config", str(bad))
+    assert done.returncode != 0 and f"{bad}:3: engine.provider.type" in done.stderr

@@ -1,0 +1,75 @@
+"""The wire protocol: round trips, and refusals that name what is wrong."""
+
+import pytest
+
+from compute_endpoint.protocol import (
+    Command,
+    Heartbeat,
+    ManagerRegistration,
+    ProtocolError,
+    Result,
+    StatusReport,
+    Task,
+    unpack_any,
+)
+from compute_endpoint.protocol.codec import PROTOCOL_VERSION, encode
+from compute_endpoint.protocol.pipe import FrameReader
+
+
+def test_every_message_round_trips():
+    messages = [
+        Task(task_id="t", fn_hash="ab" * 16, fn_len=3, reply_to="alice.s1", payload=b"fn-args"),
+        Result(task_id="t", ok=True, payload=b"\x00\x01"),
+        Result.failure("t", "worker_died", "gone", worker_pid=7),
+        StatusReport(endpoint_id="e", name="n", owner="o", state="online", sent_at=1.5, heartbeat_period=30),
+        Command(command_id="c", action="status", reply_to="alice.cmd"),
+        ManagerRegistration(manager_id="m", hostname="h", pid=1, workers=2, known_tasks=["a"]),
+        Heartbeat(sender="m", known_tasks=["a", "b"], last_batch=3),
+    ]
+    for msg in messages:
+        assert unpack_any(msg.pack()) == msg
+        assert type(msg).unpack(msg.pack()) == msg
+
+
+def test_peek_skips_the_payload():
+    task = Task(task_id="t", fn_hash="h", fn_len=1, reply_to="a.b", payload=b"x" * 1000)
+    assert Task.peek(task.pack()).payload == b"" and Task.peek(task.pack()).task_id == "t"
+
+
+@pytest.mark.parametrize("data, reason, text", [
+    (b"", "truncated", "shorter than the 8-byte prefix"),
+    (b"XX\x01\x01\x00\x00\x00\x00", "bad-magic", "not a compute-endpoint message"),
+    (b"CE\x09\x01\x00\x00\x00\x02{}", "unsupported-version", "protocol version 9 is not supported"),
+    (b"CE\x01\x01\x00\x00\x00\x10{}", "truncated", "header claims 16 bytes"),
+    (b"CE\x01\x01\x00\x00\x00\x02[]", "bad-header", "must be a JSON object"),
+    (b"CE\x01\x01\x00\x00\x00\x02{x", "bad-header", "not valid JSON"),
+    (b"CE\x01\x01\x7f\x00\x00\x00", "header-too-large", "exceeds the 65536-byte limit"),
+])
+def test_malformed_bytes_are_refused_by_reason(data, reason, text):
+    with pytest.raises(ProtocolError) as caught:
+        Task.unpack(data)
+    assert caught.value.reason == reason and text in str(caught.value)
+
+
+def test_missing_and_mistyped_fields_are_named():
+    with pytest.raises(ProtocolError, match="lacks required field 'fn_hash'"):
+        Task.unpack(encode(Task.KIND, {"task_id": "t"}))
+    with pytest.raises(ProtocolError, match="field 'fn_len' must be an integer, got str"):
+        Task.unpack(encode(Task.KIND, {"task_id": "t", "fn_hash": "h", "fn_len": "3", "reply_to": "a.b"}))
+    with pytest.raises(ProtocolError, match="expected a Task message"):
+        Task.unpack(Command(command_id="c", action="x").pack())
+    with pytest.raises(ProtocolError, match="unknown message kind 99"):
+        unpack_any(encode(99, {}))
+    assert PROTOCOL_VERSION == 1
+
+
+def test_frame_reader_reassembles_split_frames():
+    import struct
+
+    frames = [b"one", b"", b"three" * 1000]
+    stream = b"".join(struct.pack("!I", len(f)) + f for f in frames)
+    reader = FrameReader()
+    got = []
+    for i in range(0, len(stream), 7):
+        got += reader.feed(stream[i:i + 7])
+    assert got == frames
