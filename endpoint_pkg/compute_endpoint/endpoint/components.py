@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 from ..config import Config
 from ..home import EndpointDir, read_json, write_json
@@ -23,12 +24,31 @@ from ..providers.local import LocalBlocks
 log = logging.getLogger("compute_endpoint.endpoint.components")
 
 COMPONENT_MARKER = "compute_endpoint."
+QUICK_DEATH_SECONDS = 10.0
 
 
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
+    return free_ports(address)[0]
+
+
+def free_ports(*addresses: str, avoid: tuple[int, ...] = ()) -> list[int]:
+    """Distinct free ports, one per address.
+
+    Every socket stays bound until all ports are chosen: closing one before
+    binding the next lets the kernel hand out the same port twice.
+    """
+    socks = []
+    try:
+        while len(socks) < len(addresses):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((addresses[len(socks)], 0))
+            if sock.getsockname()[1] in avoid:
+                continue  # keep it bound so the next bind gets another port
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 class Components:
@@ -37,10 +57,17 @@ class Components:
         self.config = config
         self.env = env
         engine = config.engine
-        self.endpoint_port = free_port()
-        self.worker_port = engine.worker_port or free_port(engine.address)
+        if engine.worker_port:
+            self.worker_port = engine.worker_port
+            self.endpoint_port = free_ports("127.0.0.1", avoid=(engine.worker_port,))[0]
+        else:
+            self.endpoint_port, self.worker_port = free_ports("127.0.0.1", engine.address)
         self.interchange: subprocess.Popen | None = None
         self.interchange_restarts = 0
+        self._interchange_started = 0.0
+        self._stderr_offset = 0
+        self._quick_deaths = 0
+        self._restart_at: float | None = None
         manager_host = "127.0.0.1" if engine.address in ("0.0.0.0", "") else engine.address
         self.blocks = LocalBlocks(engine, f"tcp://{manager_host}:{self.worker_port}", ep.log_dir, env, ep.name,
                                   config.max_payload_bytes, config.log_level)
@@ -66,18 +93,42 @@ class Components:
                "--log-level", self.config.log_level]
         self.ep.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.ep.log_dir / "interchange.stderr.log", "ab") as stderr:
+            self._stderr_offset = stderr.tell()
             self.interchange = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
                                                 stdout=subprocess.DEVNULL, stderr=stderr)
+        self._interchange_started = time.monotonic()
         log.info("started interchange (pid %d) on port %d, managers on %s:%d", self.interchange.pid,
                  self.endpoint_port, engine.address, self.worker_port)
+
+    def interchange_failure(self) -> str | None:
+        """Why the interchange is not running (its last error line), or None while it runs."""
+        if self.interchange is None or self.interchange.poll() is None:
+            return None
+        try:
+            with open(self.ep.log_dir / "interchange.stderr.log", "rb") as stderr:
+                stderr.seek(self._stderr_offset)  # only what this run of it wrote
+                lines = stderr.read().decode(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else describe_exit(self.interchange.returncode)
 
     def supervise(self, outstanding: int) -> bool:
         """Restart what died and scale managers; True if the interchange was restarted."""
         restarted = False
         code = self.interchange.poll() if self.interchange else None
-        if code is not None:
+        now = time.monotonic()
+        if code is not None and self._restart_at is None:
+            # An interchange that dies right after starting (port taken, say) is
+            # restarted with growing delays instead of in a tight loop.
+            quick = now - self._interchange_started < QUICK_DEATH_SECONDS
+            self._quick_deaths = self._quick_deaths + 1 if quick else 0
+            delay = min(30.0, 2.0 ** self._quick_deaths) if self._quick_deaths > 1 else 0.0
+            log.error("interchange (pid %d) died (%s: %s); restarting it%s", self.interchange.pid,
+                      describe_exit(code), self.interchange_failure(), f" in {delay:.0f}s" if delay else "")
+            self._restart_at = now + delay
+        if code is not None and now >= self._restart_at:
+            self._restart_at = None
             self.interchange_restarts += 1
-            log.error("interchange (pid %d) died (%s); restarting it", self.interchange.pid, describe_exit(code))
             self._start_interchange()
             restarted = True
         before = self.blocks.pids()

@@ -56,6 +56,7 @@ class EndpointDaemon:
         self.ix_status: InterchangeStatus | None = None
         self.state = "starting"
         self.exit_code = 0
+        self.registered = False
         self.ever_ready = False
         self.idle_heartbeats = 0
         self._stop_deadline: float | None = None
@@ -105,14 +106,21 @@ class EndpointDaemon:
         self.publish_status()
         for entry in self.ledger.awaiting_publish():
             self._publish_result(entry)
-        if not self.ever_ready:
-            self.ever_ready = True
+        if not self.registered:
+            self.registered = True
             self.on_registered()
             log.info("endpoint %s (%s) registered and consuming %s", self.ep.name, self.names.endpoint_id,
                      self.names.tasks_queue)
-            self.readiness.ready(f"endpoint {self.ep.name} is running with id {self.names.endpoint_id}")
+            self._maybe_ready()
         else:
             log.info("reconnected to the broker")
+
+    def _maybe_ready(self) -> None:
+        """Ready once registered with the broker and the interchange has reported in."""
+        if self.ever_ready or not self.registered or self.ix_status is None:
+            return
+        self.ever_ready = True
+        self.readiness.ready(f"endpoint {self.ep.name} is running with id {self.names.endpoint_id}")
 
     def on_lost(self, reason: str) -> None:
         log.warning("%s", reason)
@@ -255,6 +263,7 @@ class EndpointDaemon:
             if previous is not None and previous.incarnation != msg.incarnation:
                 self._resend_to_new_interchange()
             self.agent.set_prefetch(2 * msg.capacity)
+            self._maybe_ready()
 
     def _resend_to_new_interchange(self) -> None:
         waiting = self.ledger.awaiting_result()
@@ -267,6 +276,10 @@ class EndpointDaemon:
     def _supervise(self) -> None:
         if self.state == "stopping":
             self._maybe_finish_stop()
+            return
+        failure = self.components.interchange_failure()
+        if failure and not self.ever_ready:
+            self.on_fatal(f"the interchange could not start: {failure} (see {self.ep.log_dir})")
             return
         if self.components.supervise(len(self.ledger)):
             self.ix_status = None  # the next status carries the new incarnation

@@ -144,7 +144,13 @@ def _await_ready(pipe, proc, ep: EndpointDir, progress: Progress, timeout: float
         if not line:  # the daemon closed the pipe without a verdict: it died
             proc.wait(5)
             return f"the endpoint daemon exited during start-up ({_tail(ep)})"
-        if line.startswith(("READY", "FAILED")):
+        if line.startswith("READY"):
+            return line
+        if line.startswith("FAILED"):
+            try:  # let it finish tearing down, so `list` agrees with what we report
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
             return line
         last = line.removeprefix("PROGRESS ")
         progress(last)
