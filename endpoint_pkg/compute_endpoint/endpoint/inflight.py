@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 from .amqp import Delivery
 
-RECENTLY_FINISHED = 200_000
+# Redeliveries of finished tasks come right after a lost channel, and only for
+# deliveries unacked at that moment (at most a prefetch window, a few hundred).
+# Ten thousand ids cover that with a wide margin and cap memory at about 2 MiB.
+RECENTLY_FINISHED = 10_000
 
 
 @dataclass

@@ -61,6 +61,8 @@ def decode_header(data: bytes) -> tuple[int, dict, int]:
         header = json.loads(bytes(data[_PREFIX.size:end]))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError("bad-header", f"header is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("bad-header", "header JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad-header", f"header must be a JSON object, got {type(header).__name__}")
     return kind, header, end

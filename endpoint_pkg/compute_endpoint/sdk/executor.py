@@ -41,11 +41,19 @@ class Executor(_BaseExecutor):
     def __init__(self, endpoint_id: str, broker_url: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, endpoint_owner: str | None = None, tls_ca: str | None = None,
                  connect_timeout: float = 30.0, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
-                 check_endpoint: bool = True):
+                 walltime: float | None = None, check_endpoint: bool = True):
+        """Connect to the broker and check the endpoint exists.
+
+        ``walltime``: seconds each task submitted from now on may run before it is
+        killed (the endpoint's ``engine.task_walltime`` applies when unset); may be
+        changed later through the ``walltime`` attribute.
+        """
         self.endpoint_id = str(endpoint_id)
         self.identity = sdk_identity(client_id, client_secret)
         self.names = EndpointNames(endpoint_owner or self.identity.client_id, self.endpoint_id)
         self.max_payload_bytes = max_payload_bytes
+        self.walltime = walltime
+        self.duplicates_dropped = 0
         self._futures: dict[str, Future] = {}
         self._futures_lock = threading.Lock()
         self._shutdown = False
@@ -86,7 +94,7 @@ class Executor(_BaseExecutor):
             return future
         task = Task(task_id=str(uuid.uuid4()), fn_hash=fn_hash, fn_len=len(fn_bytes),
                     reply_to=self._session.reply.key, submitter=self.identity.client_id,
-                    submitted_at=time.time(), payload=fn_bytes + arg_bytes)
+                    walltime=self.walltime, submitted_at=time.time(), payload=fn_bytes + arg_bytes)
         body = task.pack()
         if len(body) > self.max_payload_bytes:
             future.set_exception(PayloadTooLargeError(
@@ -135,8 +143,11 @@ class Executor(_BaseExecutor):
             return
         with self._futures_lock:
             future = self._futures.pop(result.task_id, None)
-        if future is None or future.cancelled():
-            return  # a duplicate, or a task from an earlier session
+        if future is None:
+            self.duplicates_dropped += 1  # a redelivered task ran twice; the first result won
+            return
+        if future.cancelled():
+            return
         if result.ok:
             try:
                 value = serialize.load(result.payload)
