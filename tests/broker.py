@@ -42,7 +42,7 @@ def ensure_shared_exchanges() -> None:
 
 def create_identity(name: str) -> str:
     """A broker user with exactly the grants the README prescribes; returns its password."""
-    password = secrets.token_urlsafe(18)
+    password = secrets.token_hex(18)
     rabbitmqctl("delete_user", name, check=False)
     rabbitmqctl("add_user", name, password)
     grants = broker_permissions(name)

@@ -17,6 +17,7 @@ from .broker import (
     ensure_shared_exchanges,
 )
 from .endpoints import EndpointUnderTest, Identity
+from .private_broker import PrivateBroker
 
 # Workers cannot import this test package, so functions defined in it travel by value,
 # as functions defined in a user's __main__ script do.
@@ -63,7 +64,11 @@ def endpoint_factory(tmp_path, alice):
         return ep
 
     yield make
-    for ep in made:
+    _stop_all(made)
+
+
+def _stop_all(endpoints: list[EndpointUnderTest]) -> None:
+    for ep in endpoints:
         leftovers = _recorded_pids(ep)
         ep.stop()
         terminate([p for p in leftovers if pid_alive(p)], 2.0, signal.SIGKILL)
@@ -80,3 +85,33 @@ def _recorded_pids(ep: EndpointUnderTest) -> list[int]:
 @pytest.fixture
 def endpoint(endpoint_factory) -> EndpointUnderTest:
     return endpoint_factory()
+
+
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory, broker):
+    """A RabbitMQ node of our own (port 5679) that tests may stop and restart; with one identity."""
+    node = PrivateBroker(tmp_path_factory.mktemp("rabbit"))
+    node.start()
+    node.declare_exchanges()
+    identity = Identity(f"carol-{secrets.token_hex(3)}", secrets.token_hex(18))
+    node.add_identity(identity.client_id, identity.secret)
+    node.identity = identity
+    yield node
+    node.destroy()
+
+
+@pytest.fixture
+def private_endpoint_factory(tmp_path, private_broker):
+    """Endpoints on the private broker, stopped afterwards."""
+    made: list[EndpointUnderTest] = []
+
+    def make(config: dict | None = None, start: bool = True) -> EndpointUnderTest:
+        ep = EndpointUnderTest(tmp_path / "home", "default", private_broker.identity, broker_url=private_broker.url)
+        ep.configure(config)
+        made.append(ep)
+        if start:
+            ep.start()
+        return ep
+
+    yield make
+    _stop_all(made)

@@ -150,3 +150,27 @@ def test_start_returns_only_once_consuming(endpoint_factory):
     with ep.executor() as ex:
         assert ex.submit(sum, [1, 2, 3]).result(timeout=30) == 6
     assert time.monotonic() - began < 30
+
+
+def test_start_fails_clearly_when_the_interchange_cannot_start(endpoint_factory):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ep = endpoint_factory(config={"engine": {"worker_port": port}}, start=False)
+        done = ep.cli("start", "default")
+    assert done.returncode != 0
+    assert "the interchange could not start" in done.stderr and "Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert ep.state() in ("Stopped", "Initialized")
+
+
+def test_ports_chosen_for_the_interchange_never_collide():
+    from compute_endpoint.endpoint.components import free_ports
+
+    for _ in range(200):
+        first, second = free_ports("127.0.0.1", "127.0.0.1")
+        assert first != second
+    assert 5000 not in free_ports("127.0.0.1", avoid=(5000,))

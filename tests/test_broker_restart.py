@@ -1,0 +1,68 @@
+"""RabbitMQ restarted under load, and down at start: endpoint and SDK reconnect; nothing is lost.
+
+These run against a private RabbitMQ node (tests/private_broker.py) so that
+stopping it cannot disturb the broker the rest of the suite uses.
+"""
+
+import time
+
+from .broker import wait_for
+
+
+def nap(seconds: float, value):
+    import time
+
+    time.sleep(seconds)
+    return value
+
+
+def _run_with_outage(ep, outage, count: int = 1000):
+    with ep.executor() as ex:
+        futures = [ex.submit(nap, 0.002, i) for i in range(count)]
+        wait_for(lambda: sum(f.done() for f in futures) >= count // 4, timeout=120, what="a quarter of the results")
+        outage()
+        results = [f.result(timeout=240) for f in futures]
+    assert results == list(range(count))
+    return ex
+
+
+def test_rabbitmq_stop_app_start_app_during_a_run(private_endpoint_factory, private_broker):
+    ep = private_endpoint_factory()
+
+    def outage():
+        private_broker.stop_app()
+        time.sleep(3)
+        private_broker.start_app()
+
+    _run_with_outage(ep, outage)
+    assert ep.status()["broker"]["connected"] is True
+
+
+def test_rabbitmq_full_restart_during_a_run(private_endpoint_factory, private_broker):
+    ep = private_endpoint_factory()
+
+    def outage():
+        private_broker.shutdown()
+        time.sleep(2)
+        private_broker.boot()
+
+    _run_with_outage(ep, outage)
+    log = (ep.dir / "logs" / "endpoint.log").read_text()
+    assert "reconnected to the broker" in log
+
+
+def test_broker_down_at_start_gives_a_clear_error_and_keeps_retrying(private_endpoint_factory, private_broker):
+    ep = private_endpoint_factory(start=False)
+    private_broker.shutdown()
+    try:
+        done = ep.cli("start", "default", "--timeout", "6")
+        assert done.returncode != 0
+        assert "cannot reach the broker at 127.0.0.1:5679" in done.stderr
+        assert "keeps trying in the background" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        private_broker.boot()
+    # once the broker is back, the endpoint registers by itself and serves
+    wait_for(lambda: ep.info().get("endpoint_id"), timeout=120, what="the endpoint to register")
+    with ep.executor() as ex:
+        assert ex.submit(nap, 0, "served").result(timeout=60) == "served"
