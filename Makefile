@@ -21,7 +21,7 @@ demo: venv broker
 	scripts/demo.sh
 
 lint: venv
-	$(VENV)/bin/ruff check endpoint_pkg tests examples
+	$(VENV)/bin/ruff check endpoint_pkg tests examples bench
 
 test-python: venv broker
 	$(PY) -m pytest tests
