@@ -1,8 +1,11 @@
 """The processes an endpoint runs beside itself: its interchange and its managers.
 
-Started as children of the daemon (each dies with it), restarted when they
-die, and recorded in ``components.json`` so that after a crash the next
-``start`` or ``stop`` can find and remove anything left behind.
+``LocalComponents``: started as children of the daemon (each dies with it),
+restarted when they die, and recorded in ``components.json`` so that after a
+crash the next ``start`` or ``stop`` can find and remove anything left behind.
+
+``UnitComponents``: run as their own systemd units (the packaged appliance);
+the daemon only finds the interchange and reports what it says.
 """
 
 import dataclasses
@@ -51,7 +54,14 @@ def free_ports(*addresses: str, avoid: tuple[int, ...] = ()) -> list[int]:
             sock.close()
 
 
-class Components:
+def unit_interchange_address(ep: EndpointDir) -> str:
+    """Where the interchange unit listens for its endpoint: a socket in their shared state directory."""
+    return f"ipc://{ep.state_dir / 'interchange.sock'}"
+
+
+class LocalComponents:
+    owns_interchange = True
+
     def __init__(self, ep: EndpointDir, config: Config, env: dict):
         self.ep = ep
         self.config = config
@@ -84,7 +94,7 @@ class Components:
     def _start_interchange(self) -> None:
         engine = self.config.engine
         settings = InterchangeSettings(
-            endpoint_port=self.endpoint_port, worker_address=engine.address, worker_port=self.worker_port,
+            endpoint_address=self.interchange_address, worker_address=engine.address, worker_port=self.worker_port,
             heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
             max_retries=engine.max_retries_on_system_failure, parent_pid=os.getpid(),
         )
@@ -138,6 +148,13 @@ class Components:
             self.record()
         return restarted
 
+    @property
+    def managers_replaced(self) -> int:
+        return self.blocks.replaced
+
+    def observe(self, status) -> None:
+        """Nothing to learn from interchange reports: we started the processes ourselves."""
+
     def pids(self) -> dict:
         return {
             "interchange": self.interchange.pid if self.interchange else None,
@@ -156,6 +173,47 @@ class Components:
             except subprocess.TimeoutExpired:
                 self.interchange.kill()
                 self.interchange.wait()
+        self.ep.components_file.unlink(missing_ok=True)
+
+
+class UnitComponents:
+    """The interchange and managers are systemd units; systemd starts and restarts them."""
+
+    owns_interchange = False
+    interchange_restarts = 0
+    managers_replaced = 0
+
+    def __init__(self, ep: EndpointDir):
+        self.ep = ep
+        self.interchange_address = unit_interchange_address(ep)
+        self._pids: dict = {"interchange": None, "managers": []}
+        self._incarnations: set[str] = set()
+        self._host = socket.gethostname()
+
+    def start(self) -> None:
+        """Nothing to start: compute-interchange@ and compute-manager@ are their own units."""
+
+    def supervise(self, outstanding: int) -> bool:
+        return False  # systemd restarts them; a new interchange incarnation tells the daemon to resend
+
+    def interchange_failure(self) -> str | None:
+        return None
+
+    def observe(self, status) -> None:
+        if status.incarnation not in self._incarnations:
+            if self._incarnations:
+                self.interchange_restarts += 1
+            self._incarnations.add(status.incarnation)
+        local = [m["pid"] for m in status.managers if m["hostname"] == self._host]
+        self._pids = {"interchange": status.pid, "managers": local}
+
+    def pids(self) -> dict:
+        return dict(self._pids)
+
+    def record(self) -> None:
+        write_json(self.ep.components_file, {"endpoint": os.getpid(), **self._pids})
+
+    def stop(self, timeout: float = 10.0) -> None:
         self.ep.components_file.unlink(missing_ok=True)
 
 

@@ -6,7 +6,6 @@ acked only after the broker has confirmed the task's result.
 """
 
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -14,17 +13,18 @@ from collections.abc import Callable
 import pika
 from pika.adapters.select_connection import IOLoop
 
-from ..config import Config
+from ..config import Config, load_config
 from ..credentials import Identity
+from ..errors import EndpointError
 from ..home import EndpointDir
 from ..protocol import Command, CommandReply, InterchangeStatus, ProtocolError, Result, ResultBatch, Task
 from ..protocol import messages as m
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_is_valid
+from ..readiness import Readiness, watchdog_interval
 from .amqp import AmqpAgent, Delivery, connection_parameters
-from .components import Components
 from .inflight import InflightLedger, InflightTask
 from .interchange_link import InterchangeLink
-from .readiness import Readiness
+from .reload import apply_reload
 from .status import StatusBuilder
 
 log = logging.getLogger("compute_endpoint.endpoint")
@@ -35,7 +35,7 @@ RESULT_CONTENT_TYPE = "application/x-compute-result"
 
 class EndpointDaemon:
     def __init__(self, ep: EndpointDir, config: Config, identity: Identity, endpoint_id: str, owner: str,
-                 readiness: Readiness, child_env: dict, on_registered: Callable[[], None]):
+                 readiness: Readiness, components, on_registered: Callable[[], None]):
         self.ep = ep
         self.config = config
         self.identity = identity
@@ -49,7 +49,7 @@ class EndpointDaemon:
                                        name=f"compute-endpoint {ep.name}")
         self.broker_where = f"{params.host}:{params.port}"
         self.agent = AmqpAgent(self.ioloop, params, self.names, self, identity.client_id)
-        self.components = Components(ep, config, child_env)
+        self.components = components
         self.link: InterchangeLink | None = None
         self.ledger = InflightLedger()
         self.status = StatusBuilder(self)
@@ -72,8 +72,8 @@ class EndpointDaemon:
         self.readiness.progress(f"connecting to the broker at {self.broker_where} as {self.identity.client_id!r}")
         self.agent.start()
         self._every(SUPERVISE_PERIOD, self._supervise)
-        self._every(self.config.heartbeat_period, self._heartbeat)
-        watchdog = _watchdog_interval()
+        self._every(lambda: self.config.heartbeat_period, self._heartbeat)
+        watchdog = watchdog_interval()
         if watchdog:
             self._every(watchdog, self.readiness.watchdog)
         try:
@@ -84,12 +84,15 @@ class EndpointDaemon:
                 self.link.close()
         return self.exit_code
 
-    def _every(self, period: float, action: Callable[[], None]) -> None:
+    def _every(self, period, action: Callable[[], None]) -> None:
+        """Run ``action`` periodically; ``period`` may be a callable, read afresh each time (reload)."""
+        interval = period if callable(period) else (lambda: period)
+
         def tick():
             action()
-            self.ioloop.call_later(period, tick)
+            self.ioloop.call_later(interval(), tick)
 
-        self.ioloop.call_later(period, tick)
+        self.ioloop.call_later(interval(), tick)
 
     def _install_signals(self) -> None:
         def on_signal(signum, _frame):
@@ -97,6 +100,23 @@ class EndpointDaemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, lambda _s, _f: self.ioloop.add_callback_threadsafe(self.reload))
+
+    def reload(self) -> None:
+        """Re-read the config (SIGHUP, `systemctl reload`): apply what is safe, name what needs a restart."""
+        self.readiness.reloading()
+        try:
+            changes = apply_reload(self.config, load_config(self.ep.config_file()))
+        except EndpointError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+        else:
+            if changes.applied:
+                log.info("reloaded: %s", ", ".join(changes.applied))
+            if changes.need_restart:
+                log.warning("changed but only applied by a restart: %s", ", ".join(changes.need_restart))
+            if not changes.applied and not changes.need_restart:
+                log.info("reloaded: nothing changed")
+        self.readiness.ready("reloaded")
 
     # --- broker side (AgentCallbacks) -----------------------------------------
 
@@ -260,6 +280,7 @@ class EndpointDaemon:
                 self._publish_result(entry)
         elif isinstance(msg, InterchangeStatus):
             previous, self.ix_status = self.ix_status, msg
+            self.components.observe(msg)
             if previous is not None and previous.incarnation != msg.incarnation:
                 self._resend_to_new_interchange()
             self.agent.set_prefetch(2 * msg.capacity)
@@ -322,13 +343,8 @@ class EndpointDaemon:
             log.warning("%d tasks still in flight at stop; the broker returns them to the queue", pending)
         self._stop_deadline = None
         self.publish_status("offline")
-        self.link.send_control("shutdown")
+        if self.components.owns_interchange:
+            self.link.send_control("shutdown")
         # Give the offline report a moment to be confirmed before closing.
         self.ioloop.call_later(0.2, self.agent.stop)
 
-
-def _watchdog_interval() -> float | None:
-    usec = os.environ.get("WATCHDOG_USEC")
-    if not usec or not usec.isdigit() or int(usec) == 0:
-        return None
-    return int(usec) / 1e6 / 3

@@ -17,37 +17,40 @@ from ..credentials import CredentialStore, Identity, environment_without_secrets
 from ..errors import EndpointError
 from ..home import EndpointHome
 from ..logs import setup_logging
+from ..readiness import Readiness
+from .components import LocalComponents, UnitComponents
 from .daemon import EndpointDaemon
 from .lock import DaemonLock
-from .readiness import Readiness
 
 log = logging.getLogger("compute_endpoint.endpoint")
 
 
-def _read_identity(args, home, ep) -> Identity:
-    if args.identity_stdin:
+def _read_identity(identity_stdin: bool, home, ep) -> Identity:
+    if identity_stdin:
         data = json.loads(sys.stdin.readline() or "{}")
         return Identity(data["client_id"], data["secret"], data.get("source", "start command"))
     return resolve_identity(CredentialStore(ep.credentials_file, home.key_file), ep.name)
 
 
-def run(args, readiness: Readiness) -> int:
+def run(name: str, readiness: Readiness, components: str = "local", identity_stdin: bool = False,
+        log_to_stderr: bool = False) -> int:
+    """Run the daemon in the foreground until it is stopped; returns the exit code."""
     home = EndpointHome.resolve()
-    ep = home.existing(args.name)
+    ep = home.existing(name)
     lock = DaemonLock(ep.lock_file)
     if not lock.acquire():
         raise EndpointError(f"endpoint {ep.name!r} is already running")
     try:
-        identity = _read_identity(args, home, ep)
+        identity = _read_identity(identity_stdin, home, ep)
         config = load_config(ep.config_file())
         ep.pid_file.write_text(f"{os.getpid()}\n")
-        setup_logging("endpoint", None if args.log_to_stderr else ep.log_file("endpoint"), config.log_level)
-        return _serve(ep, config, identity, readiness)
+        setup_logging("endpoint", None if log_to_stderr else ep.log_file("endpoint"), config.log_level)
+        return _serve(ep, config, identity, readiness, components)
     finally:
         lock.release()
 
 
-def _serve(ep, config, identity: Identity, readiness: Readiness) -> int:
+def _serve(ep, config, identity: Identity, readiness: Readiness, components: str) -> int:
     info = ep.read_info()
     endpoint_id = info.get("endpoint_id") or str(uuid.uuid4())
     owner = info.get("owner") or identity.client_id
@@ -59,8 +62,11 @@ def _serve(ep, config, identity: Identity, readiness: Readiness) -> int:
 
     log.info("starting endpoint %s (id %s, owner %s) as %s from %s", ep.name, endpoint_id, owner,
              identity.client_id, identity.source)
-    daemon = EndpointDaemon(ep, config, identity, endpoint_id, owner, readiness,
-                            environment_without_secrets(), on_registered)
+    if components == "units":
+        parts = UnitComponents(ep)
+    else:
+        parts = LocalComponents(ep, config, environment_without_secrets())
+    daemon = EndpointDaemon(ep, config, identity, endpoint_id, owner, readiness, parts, on_registered)
     try:
         code = daemon.run()
     except Exception as exc:
@@ -78,10 +84,12 @@ def main(argv=None) -> int:
     parser.add_argument("--ready-fd", type=int, default=None, help="report start-up progress on this pipe")
     parser.add_argument("--identity-stdin", action="store_true", help="read the broker identity from stdin")
     parser.add_argument("--log-to-stderr", action="store_true", help="log to stderr instead of the log file")
+    parser.add_argument("--components", choices=("local", "units"), default="local",
+                        help="local: start the interchange and managers as children; units: they are systemd units")
     args = parser.parse_args(argv)
     readiness = Readiness(args.ready_fd)
     try:
-        return run(args, readiness)
+        return run(args.name, readiness, args.components, args.identity_stdin, args.log_to_stderr)
     except EndpointError as exc:
         readiness.failed(str(exc))
         print(f"Error: {exc}", file=sys.stderr)

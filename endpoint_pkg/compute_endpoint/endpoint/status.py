@@ -56,7 +56,7 @@ class StatusBuilder:
             "tasks_outstanding": len(d.ledger),
             "tasks_completed": d.ledger.completed,
             "interchange_restarts": d.components.interchange_restarts,
-            "managers_replaced": d.components.blocks.replaced,
+            "managers_replaced": d.components.managers_replaced,
             "pids": {"endpoint": os.getpid(), "interchange": pids["interchange"], "managers": pids["managers"]},
             "started_at": self.started_at,
             "uptime_seconds": round(time.time() - self.started_at, 1),

@@ -40,9 +40,9 @@ _RETRYABLE = {m.WORKER_DIED}
 
 @dataclass
 class InterchangeSettings:
-    endpoint_port: int
+    endpoint_address: str  # ZeroMQ address for the endpoint daemon: tcp://127.0.0.1:PORT or ipc://PATH
     worker_address: str = "127.0.0.1"
-    worker_port: int = 0
+    worker_port: int = 0  # 0: any free port (see Interchange.worker_port)
     heartbeat_period: float = 5.0
     heartbeat_threshold: float = 20.0
     max_retries: int = 1
@@ -61,14 +61,17 @@ def _router(ctx: zmq.Context) -> zmq.Socket:
 
 
 class Interchange:
-    def __init__(self, settings: InterchangeSettings):
+    def __init__(self, settings: InterchangeSettings, readiness=None):
         self.settings = settings
+        self.readiness = readiness
         self.incarnation = uuid.uuid4().hex[:12]
         self.ctx = zmq.Context()
         self.endpoint_sock = _router(self.ctx)
-        self.endpoint_sock.bind(f"tcp://127.0.0.1:{settings.endpoint_port}")
+        self.endpoint_sock.bind(settings.endpoint_address)
         self.manager_sock = _router(self.ctx)
-        self.manager_sock.bind(f"tcp://{settings.worker_address}:{settings.worker_port}")
+        port = settings.worker_port or "*"
+        self.manager_sock.bind(f"tcp://{settings.worker_address}:{port}")
+        self.worker_port = int(self.manager_sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
         self.scheduler = Scheduler(settings.max_retries)
         self.to_endpoint: deque[list[bytes]] = deque()
         self.running = True
@@ -83,7 +86,7 @@ class Interchange:
         poller.register(self.endpoint_sock, zmq.POLLIN)
         poller.register(self.manager_sock, zmq.POLLIN)
         log.info("interchange %s serving managers on %s:%s", self.incarnation, self.settings.worker_address,
-                 self.settings.worker_port)
+                 self.worker_port)
         while self.running:
             events = dict(poller.poll(100))
             if self.manager_sock in events:
@@ -228,6 +231,8 @@ class Interchange:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if self.readiness is not None:
+            self.readiness.tick()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period
             self._broadcast(Heartbeat(sender="interchange", incarnation=self.incarnation).pack())

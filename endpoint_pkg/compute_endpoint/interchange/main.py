@@ -9,18 +9,22 @@ from pathlib import Path
 
 from ..logs import setup_logging
 from ..procs import die_with_parent
+from ..readiness import Readiness
 from .interchange import Interchange, InterchangeSettings
 
 
 def run(settings: InterchangeSettings, log_file: Path | None, log_level: str, on_ready=None) -> int:
+    """Run in the foreground until SIGTERM; ``on_ready(interchange)`` once its sockets are bound."""
     log = setup_logging("interchange", log_file, log_level)
     if settings.parent_pid:
         die_with_parent(settings.parent_pid, signal.SIGTERM)
+    readiness = Readiness()
     try:
-        interchange = Interchange(settings)
+        interchange = Interchange(settings, readiness)
     except Exception as exc:  # typically the manager port is taken
         log.error("cannot start the interchange: %s", exc)
         print(f"interchange: cannot start: {exc}", file=sys.stderr)
+        readiness.failed(f"cannot start: {exc}")
         return 1
 
     def stop(signum, frame):
@@ -30,6 +34,7 @@ def run(settings: InterchangeSettings, log_file: Path | None, log_level: str, on
     signal.signal(signal.SIGINT, stop)
     if on_ready:
         on_ready(interchange)
+    readiness.ready(f"serving managers on {settings.worker_address}:{interchange.worker_port}")
     interchange.run()
     return 0
 

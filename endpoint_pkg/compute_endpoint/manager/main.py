@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..logs import setup_logging
 from ..procs import die_with_parent
+from ..readiness import Readiness
 from .manager import Manager, ManagerSettings, install_signal_handlers
 
 
@@ -28,12 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(settings: ManagerSettings, log_file: Path | None, log_level: str) -> int:
+def run(settings: ManagerSettings, log_file: Path | None, log_level: str, worker_env: dict | None = None) -> int:
     log = setup_logging("manager", log_file, log_level)
     if settings.parent_pid:
         die_with_parent(settings.parent_pid, signal.SIGTERM)
     worker_output = open(log_file, "ab", buffering=0) if log_file else None  # noqa: SIM115 - lives as long as we do
-    manager = Manager(settings, dict(os.environ), worker_output)
+    manager = Manager(settings, worker_env or dict(os.environ), worker_output, Readiness())
     install_signal_handlers(manager)
     try:
         manager.run()

@@ -48,8 +48,10 @@ class ManagerSettings:
 
 
 class Manager:
-    def __init__(self, settings: ManagerSettings, worker_env: dict | None = None, worker_output=None):
+    def __init__(self, settings: ManagerSettings, worker_env: dict | None = None, worker_output=None,
+                 readiness=None):
         self.settings = settings
+        self.readiness = readiness
         self.id = settings.manager_id
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
@@ -80,6 +82,8 @@ class Manager:
         watched: set[int] = set()
         log.info("manager %s connected to %s with %d workers", self.id, self.settings.interchange,
                  self.settings.workers)
+        if self.readiness is not None:
+            self.readiness.ready(f"{self.settings.workers} workers for {self.settings.interchange}")
         while self.running:
             watched = self._sync_poller(poller, watched)
             events = dict(poller.poll(200))
@@ -203,6 +207,8 @@ class Manager:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if self.readiness is not None:
+            self.readiness.tick()
         self.pool.check_walltimes()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period

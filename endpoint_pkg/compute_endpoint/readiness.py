@@ -1,4 +1,4 @@
-"""Telling whoever started the daemon how start-up is going.
+"""Telling whoever started a component how start-up is going, and that it is alive.
 
 Two audiences: the `compute-endpoint start` command, which waits on a pipe
 for progress lines and a final READY or FAILED line; and systemd, which
@@ -7,14 +7,25 @@ pings while WatchdogSec is set.
 """
 
 import os
+import time
 
 import sdnotify
 
 
+def watchdog_interval() -> float | None:
+    """How often to ping systemd's watchdog (a third of WatchdogSec), or None when it is off."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    if not usec or not usec.isdigit() or int(usec) == 0:
+        return None
+    return int(usec) / 1e6 / 3
+
+
 class Readiness:
-    def __init__(self, fd: int | None):
+    def __init__(self, fd: int | None = None):
         self._pipe = os.fdopen(fd, "w", buffering=1) if fd is not None else None
         self._systemd = sdnotify.SystemdNotifier() if os.environ.get("NOTIFY_SOCKET") else None
+        self._watchdog_every = watchdog_interval()
+        self._next_ping = 0.0
 
     def _line(self, text: str) -> None:
         if self._pipe is None:
@@ -40,6 +51,15 @@ class Readiness:
 
     def watchdog(self) -> None:
         self._notify("WATCHDOG=1")
+
+    def tick(self) -> None:
+        """Call from a main loop: pings the watchdog when due, so a hung loop gets restarted."""
+        if self._watchdog_every is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_ping:
+            self._next_ping = now + self._watchdog_every
+            self.watchdog()
 
     def stopping(self, text: str = "stopping") -> None:
         self._notify(f"STOPPING=1\nSTATUS={text}")

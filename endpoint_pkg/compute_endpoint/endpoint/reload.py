@@ -1,0 +1,38 @@
+"""What a running endpoint can take from a changed config without dropping tasks."""
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+from ..config import Config
+
+# Read afresh on every use by the daemon, so changing them is safe while running.
+RELOADABLE = ("display_name", "heartbeat_period", "heartbeat_threshold", "idle_heartbeats_soft",
+              "allowed_functions", "max_payload_bytes", "stop_timeout", "log_level", "debug")
+
+
+@dataclass
+class ReloadChanges:
+    applied: list[str] = field(default_factory=list)
+    need_restart: list[str] = field(default_factory=list)
+
+
+def apply_reload(running: Config, new: Config) -> ReloadChanges:
+    """Copy reloadable settings from ``new`` into ``running``; list the others that differ.
+
+    The broker connection and the engine (workers, ports, provider) are fixed for
+    the life of the daemon: changing them needs a restart, which drains first.
+    """
+    changes = ReloadChanges()
+    for f in dataclasses.fields(Config):
+        old_value, new_value = getattr(running, f.name), getattr(new, f.name)
+        if old_value == new_value:
+            continue
+        if f.name in RELOADABLE:
+            setattr(running, f.name, new_value)
+            changes.applied.append(f.name)
+        else:
+            changes.need_restart.append(f.name)
+    if "log_level" in changes.applied or "debug" in changes.applied:
+        logging.getLogger().setLevel(running.log_level)
+    return changes
