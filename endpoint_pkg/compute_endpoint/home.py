@@ -18,6 +18,7 @@ from .errors import EndpointError, NotFoundError
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SYSTEM_CONFIG_ROOT = Path("/etc/compute-endpoint")
 SYSTEM_STATE_ROOT = Path("/var/lib/compute-endpoint")
+SERVICE_USER = "compute-endpoint"
 
 
 def check_name(name: str) -> str:
@@ -50,7 +51,8 @@ class EndpointHome:
         override = os.environ.get("COMPUTE_ENDPOINT_KEY_FILE")
         if override:
             return Path(override)
-        return (self.state_root / "credentials.key") if not self.system else SYSTEM_STATE_ROOT / "credentials.key"
+        # System-wide the key is root's alone; the units receive it as a systemd credential.
+        return (self.config_root if self.system else self.state_root) / "credentials.key"
 
     def endpoint(self, name: str) -> "EndpointDir":
         check_name(name)
@@ -69,6 +71,27 @@ class EndpointHome:
             p.name for p in self.config_root.iterdir()
             if p.is_dir() and NAME_PATTERN.match(p.name) and EndpointDir(p.name, p, p).config_file() is not None
         )
+
+
+def service_ids() -> tuple[int, int] | None:
+    """(uid, gid) of the packaged service user, or None where it does not exist."""
+    import grp
+    import pwd
+
+    try:
+        return pwd.getpwnam(SERVICE_USER).pw_uid, grp.getgrnam(SERVICE_USER).gr_gid
+    except KeyError:
+        return None
+
+
+def share_with_service(path: Path, mode: int, owner_is_service: bool = False) -> None:
+    """System-wide files: config readable by the service's group, state owned by the service."""
+    ids = service_ids()
+    if ids is None or os.geteuid() != 0:
+        return
+    uid, gid = ids
+    os.chown(path, uid if owner_is_service else 0, gid)
+    os.chmod(path, mode)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import __version__
+from .. import __version__, systemd_units
 from ..config import load_config
 from ..endpoint import lifecycle
 from ..errors import EndpointError
 from ..home import EndpointHome
 from . import output
+from .serve import serve_app
 
 app = typer.Typer(
     name="compute-endpoint",
@@ -173,6 +174,24 @@ def delete(
     output.out.print(lifecycle.delete(home, name, output.progress, keep_queues))
 
 
+@app.command("enable-on-boot")
+@command
+def enable_on_boot(name: NameArg = "default"):
+    """Make a per-user endpoint a systemd service that starts at boot (needs root: sudo -E)."""
+    home = _home()
+    ep = home.existing(name)
+    unit = systemd_units.enable_on_boot(home, ep, load_config(ep.config_file()).stop_timeout)
+    output.out.print(f"Wrote and enabled {unit}; `compute-endpoint start {name}` now starts it through systemd.")
+
+
+@app.command("disable-on-boot")
+@command
+def disable_on_boot(name: NameArg = "default"):
+    """Stop and remove the systemd service that `enable-on-boot` made (needs root: sudo -E)."""
+    home = _home()
+    output.out.print(systemd_units.disable_on_boot(home, home.existing(name)))
+
+
 @app.command("check-config")
 @command
 def check_config(path: Annotated[str, typer.Argument(help="A config.yaml or config.py to validate.")]):
@@ -183,6 +202,9 @@ def check_config(path: Annotated[str, typer.Argument(help="A config.yaml or conf
 
 def main():
     app()
+
+
+app.add_typer(serve_app, name="serve")
 
 
 if __name__ == "__main__":

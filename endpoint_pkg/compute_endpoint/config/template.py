@@ -1,11 +1,19 @@
-"""The config.yaml that `compute-endpoint configure` writes."""
+"""The config.yaml that `compute-endpoint configure` writes.
+
+System-wide, an administrator's ``/etc/compute-endpoint/config-template.yaml``
+(shipped by the package as a conffile) replaces the built-in text. Either may
+use the placeholders {name}, {broker_url} and {workers}.
+"""
+
+from pathlib import Path
 
 DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672/%2F"
+SYSTEM_TEMPLATE = Path("/etc/compute-endpoint/config-template.yaml")
 
-_TEMPLATE = """\
+TEMPLATE = """\
 # Compute endpoint configuration. Every key is optional; defaults are shown.
 # Reference: the "Configuration" section of the project README.
-display_name: {display_name}
+display_name: {name}
 
 broker:
   # No user name or password here: run `compute-endpoint login {name}` or set
@@ -29,10 +37,6 @@ engine:
 """
 
 
-def render_default_config(name: str, broker_url: str | None, workers: int) -> str:
-    return _TEMPLATE.format(
-        name=name,
-        display_name=name,
-        broker_url=broker_url or DEFAULT_BROKER_URL,
-        workers=workers,
-    )
+def render_default_config(name: str, broker_url: str | None, workers: int, system: bool = False) -> str:
+    template = SYSTEM_TEMPLATE.read_text() if system and SYSTEM_TEMPLATE.exists() else TEMPLATE
+    return template.format(name=name, broker_url=broker_url or DEFAULT_BROKER_URL, workers=workers)

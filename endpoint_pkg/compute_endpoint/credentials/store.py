@@ -35,13 +35,17 @@ class CredentialStore:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def save(self, client_id: str, secret: str) -> None:
+    def save(self, client_id: str, secret: str, group: int | None = None) -> None:
+        """Encrypt and write; ``group``: a gid that may read the ciphertext (mode 0640), e.g. the service's."""
         token = self._fernet(create=True).encrypt(json.dumps({"client_id": client_id, "secret": secret}).encode())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(token)
+        if group is not None:
+            os.chown(tmp, -1, group)
+            os.chmod(tmp, 0o640)
         os.replace(tmp, self.path)
 
     def load(self) -> tuple[str, str] | None:

@@ -21,8 +21,9 @@ from ..config import Broker, ConfigError, load_config
 from ..config.template import render_default_config
 from ..credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
 from ..errors import EndpointError
-from ..home import EndpointDir, EndpointHome, read_json
+from ..home import EndpointDir, EndpointHome, read_json, service_ids, share_with_service
 from ..procs import terminate
+from ..systemd_units import installed_units, start_units, stop_units, unit_state
 from .components import kill_leftovers
 from .lock import lock_is_held
 
@@ -69,9 +70,15 @@ def configure(home: EndpointHome, name: str, broker_url: str | None) -> Endpoint
     ep.config_dir.mkdir(parents=True, exist_ok=True)
     ep.state_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(os.cpu_count() or 1, 4))
-    (ep.config_dir / "config.yaml").write_text(render_default_config(name, broker_url, workers))
+    config_file = ep.config_dir / "config.yaml"
+    config_file.write_text(render_default_config(name, broker_url, workers, home.system))
     if not ep.info_file.exists():
         ep.write_info({"name": name, "endpoint_id": None})
+    if home.system:  # root configures; the service user reads the config and owns the state
+        share_with_service(ep.config_dir, 0o750)
+        share_with_service(config_file, 0o640)
+        share_with_service(ep.state_dir, 0o750, owner_is_service=True)
+        share_with_service(ep.info_file, 0o644, owner_is_service=True)
     return ep
 
 
@@ -81,7 +88,8 @@ def login(home: EndpointHome, name: str, client_id: str, secret: str) -> Credent
         raise EndpointError("both a client id and a secret are required")
     Identity(client_id, secret)  # validates the id
     store = CredentialStore(ep.credentials_file, home.key_file)
-    store.save(client_id, secret)
+    ids = service_ids() if home.system else None
+    store.save(client_id, secret, group=ids[1] if ids else None)
     return store
 
 
@@ -100,6 +108,9 @@ def cleanup_stale(ep: EndpointDir) -> list[int]:
 def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60.0) -> dict:
     ep = home.existing(name)
     load_config(ep.config_file())  # refuse a bad config here, with its file and line
+    units = installed_units(home, ep)
+    if units:
+        return _start_units(ep, units, progress)
     state = state_of(ep)
     if state is State.RUNNING:
         raise EndpointError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)})")
@@ -113,6 +124,15 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
     if line.startswith("FAILED"):
         raise EndpointError(line[7:])
     raise EndpointError(line)
+
+
+def _start_units(ep: EndpointDir, units, progress: Progress) -> dict:
+    if not ep.credentials_file.exists():
+        raise EndpointError(f"no stored credentials for endpoint {ep.name!r}: a service cannot see your shell's "
+                            f"COMPUTE_CLIENT_* variables; run `compute-endpoint login {ep.name}` first")
+    progress(f"starting {units.control} through systemd")
+    start_units(units)
+    return {"name": ep.name, "endpoint_id": ep.read_info().get("endpoint_id"), "message": "started by systemd"}
 
 
 def _spawn_daemon(ep: EndpointDir, identity, progress: Progress, timeout: float) -> str:
@@ -174,6 +194,11 @@ def _tail(ep: EndpointDir) -> str:
 
 def stop(home: EndpointHome, name: str, progress: Progress, timeout: float | None = None) -> str:
     ep = home.existing(name)
+    units = installed_units(home, ep)
+    if units:
+        progress(f"stopping {units.control} through systemd")
+        stop_units(units)
+        return f"endpoint {name!r} stopped"
     state = state_of(ep)
     if state is State.DISCONNECTED:
         killed = cleanup_stale(ep)
@@ -241,6 +266,9 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
 
     ep = home.existing(name)
     result = local_status(ep)
+    units = installed_units(home, ep)
+    if units:
+        result["systemd"] = {unit: unit_state(unit) for unit in units.services}
     if result["state"] != State.RUNNING.value:
         return result
     try:
