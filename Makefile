@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv broker demo test test-python lint clean
+.PHONY: help venv broker demo test test-python lint clean packages
 
 help:
 	@echo "make demo   - install what is missing, start RabbitMQ, run an endpoint end to end"
@@ -30,3 +30,8 @@ test: lint test-python
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .hypothesis .ruff_cache
+
+packages: venv
+	packaging/build.sh
+	lintian --fail-on error,warning dist/compute-endpoint_*.deb
+	rpmlint -c packaging/rpmlint.toml dist/compute-endpoint-*.rpm
