@@ -121,3 +121,25 @@ def test_scheduling_cost_does_not_depend_on_idle_managers():
     submit(s, *[f"t{i}" for i in range(10)])
     plan = s.dispatch()
     assert sum(len(entries) for _, entries in plan) == 10
+
+
+def test_a_result_for_a_queued_resend_drops_the_queued_copy():
+    """After an interchange restart: the endpoint resends a task that a manager (not yet registered
+    again) already ran; its result arrives while the resend is still queued."""
+    s = Scheduler(max_retries=1)
+    submit(s, "a", "b")
+    assert s.complete("a", system_failure=False) == "forward"
+    assert s.queued() == 1 and "a" not in s.tasks
+    s.add_manager(manager("m1"), [])
+    assert assigned(s.dispatch()) == {"m1": ["b"]}, "the finished task is not sent again"
+
+
+def test_a_worker_death_reported_for_a_queued_resend_does_not_queue_it_twice():
+    s = Scheduler(max_retries=1)
+    submit(s, "a")
+    s.tasks["a"].attempts = 1
+    assert s.complete("a", system_failure=True) == "retry"
+    assert s.queued() == 1
+    s.add_manager(manager("m1"), [])
+    assert assigned(s.dispatch()) == {"m1": ["a"]}
+    assert s.dispatch() == []

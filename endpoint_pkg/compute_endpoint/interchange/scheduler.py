@@ -62,14 +62,23 @@ class Scheduler:
         return sum(len(r.tasks) for r in self.managers.values())
 
     def complete(self, task_id: str, system_failure: bool) -> str:
-        """Record a result. Returns "forward", "retry" (requeued) or "unknown"."""
+        """Record a result. Returns "forward", "retry" (requeued) or "unknown".
+
+        A result can arrive for a task that is queued, not assigned: after an
+        interchange restart the endpoint resends a task that a manager, not yet
+        registered again, had already run. The queued copy is then dropped.
+        """
         entry = self.tasks.get(task_id)
         if entry is None:
             return "unknown"
+        was_assigned = entry.manager is not None
         self._unassign(entry)
         if system_failure and entry.attempts <= self.max_retries and entry.data is not None:
-            self._requeue(entry, front=True)
+            if was_assigned:
+                self._requeue(entry, front=True)
             return "retry"
+        if not was_assigned:
+            self._dequeue(entry)
         del self.tasks[task_id]
         return "forward"
 
@@ -131,7 +140,9 @@ class Scheduler:
                 take = min(record.free_slots, len(queue))
                 batch = plan.setdefault(record.manager_id, (record, []))[1]
                 for _ in range(take):
-                    entry = self.tasks[queue.popleft()]
+                    entry = self.tasks.get(queue.popleft())
+                    if entry is None or entry.manager is not None:
+                        continue  # finished or assigned meanwhile (see complete); nothing to send
                     entry.attempts += 1
                     entry.manager = record.manager_id
                     record.tasks[entry.task_id] = record.batch_seq + 1
@@ -163,6 +174,12 @@ class Scheduler:
             record.tasks.pop(entry.task_id, None)
             self._mark_ready(record)
 
+    def _dequeue(self, entry: TaskEntry) -> None:
+        """Remove a queued task from its queue: O(queue length), only on rare recovery paths."""
+        queue = self._queue(entry.container_type)
+        if entry.task_id in queue:
+            queue.remove(entry.task_id)
+
     def _requeue(self, entry: TaskEntry, front: bool) -> None:
         queue = self._queue(entry.container_type)
         queue.appendleft(entry.task_id) if front else queue.append(entry.task_id)
@@ -174,9 +191,7 @@ class Scheduler:
         elif entry.manager is not None:
             return  # assigned elsewhere meanwhile; whichever result comes first wins
         else:
-            queue = self._queue(entry.container_type)
-            if task_id in queue:
-                queue.remove(task_id)
+            self._dequeue(entry)
             entry.attempts += 1
         entry.manager = record.manager_id
         record.tasks[task_id] = record.batch_seq
