@@ -162,6 +162,8 @@ class Interchange:
             self._register(identity, msg)
         elif isinstance(msg, ResultBatch):
             self._on_results(identity, extra)
+        elif isinstance(msg, Control):
+            self._manager_control(manager_id, msg)
         elif isinstance(msg, Heartbeat):
             if record is None:
                 self._send_manager(identity, Control(action="register").pack())
@@ -170,6 +172,15 @@ class Interchange:
             requeued = self.scheduler.reconcile(manager_id, msg.known_tasks, msg.last_batch)
             if requeued:
                 log.warning("manager %s never received %d tasks; requeued them", manager_id, requeued)
+
+    def _manager_control(self, manager_id: str, msg: Control) -> None:
+        if msg.action == "draining":
+            log.info("manager %s is draining; sending it no more tasks", manager_id)
+            self.scheduler.set_draining(manager_id)
+        elif msg.action == "bye":
+            log.info("manager %s left", manager_id)
+            self._fail_lost(self.scheduler.remove_manager(manager_id, f"the manager ({manager_id}) left"))
+        self.status_dirty = True
 
     def _register(self, identity: bytes, msg: ManagerRegistration) -> None:
         record = ManagerRecord(

@@ -69,6 +69,7 @@ class Manager:
         self.contact_lost_logged = False
         self.running = True
         self.draining = False
+        self.drain_requested = False
         self._next_heartbeat = 0.0
 
     # --- main loop -----------------------------------------------------------
@@ -96,14 +97,23 @@ class Manager:
                 self._send_results(results)
             self._dispatch()
             self._tick()
+            if self.drain_requested and not self.draining:
+                self._start_draining()
             if self.draining and not self.known:
                 log.info("drained; exiting")
+                self.sock.send(Control(action="bye").pack())
                 self.running = False
         self.shutdown()
 
+    def _start_draining(self) -> None:
+        """Take no more tasks, finish the ones held, then leave (stop or SIGTERM)."""
+        log.info("draining: finishing %d tasks, accepting no more", len(self.known))
+        self.draining = True
+        self.sock.send(Control(action="draining").pack())
+
     def shutdown(self) -> None:
         self.pool.stop()
-        self.sock.close()
+        self.sock.close(linger=500)  # let a last "bye" or result reach the interchange
         self.ctx.term()
 
     def _sync_poller(self, poller: zmq.Poller, watched: set[int]) -> set[int]:
@@ -165,8 +175,7 @@ class Manager:
             log.info("shutdown requested by the interchange")
             self.running = False
         elif msg.action == "drain":
-            log.info("drain requested: finishing %d tasks, accepting no more", len(self.known))
-            self.draining = True
+            self.drain_requested = True
 
     def _accept_task(self, frame) -> None:
         task = Task.unpack(frame)
@@ -223,8 +232,12 @@ class Manager:
 
 
 def install_signal_handlers(manager: Manager) -> None:
+    """First SIGTERM/SIGINT: drain (finish held tasks, then exit). A second one: exit now."""
+
     def stop(signum, frame):
-        manager.running = False
+        if manager.drain_requested:
+            manager.running = False
+        manager.drain_requested = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
