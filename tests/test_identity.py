@@ -113,3 +113,16 @@ def test_a_key_readable_by_others_is_refused(endpoint_factory):
     done = ep.cli("start", "default", env=env)
     assert done.returncode != 0
     assert "readable by other users" in done.stderr and f"chmod 600 {key}" in done.stderr
+
+
+def test_login_again_with_the_same_credentials_changes_nothing(endpoint_factory):
+    ep = endpoint_factory(start=False)
+    first = ep.cli("login", "default", "--client-id", ep.identity.client_id, input=ep.identity.secret + "\n")
+    assert first.returncode == 0 and "Stored credentials" in first.stdout
+    store = ep.dir / "credentials.enc"
+    before = store.read_bytes()
+    again = ep.cli("login", "default", "--client-id", ep.identity.client_id, input=ep.identity.secret + "\n")
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    assert store.read_bytes() == before
+    other = ep.cli("login", "default", "--client-id", ep.identity.client_id, input="another-secret\n")
+    assert "Stored credentials" in other.stdout and store.read_bytes() != before

@@ -95,8 +95,11 @@ def login(
     if client_id is None:
         client_id = typer.prompt("Client id (broker user)") if sys.stdin.isatty() else sys.stdin.readline().strip()
     secret = getpass("Client secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    store = lifecycle.login(_home(), name, client_id, secret)
-    output.out.print(f"Stored credentials for {client_id!r} in {store.path} (key: {store.key_file})")
+    store, changed = lifecycle.login(_home(), name, client_id, secret)
+    if changed:
+        output.out.print(f"Stored credentials for {client_id!r} in {store.path} (key: {store.key_file})")
+    else:
+        output.out.print(f"Credentials for {client_id!r} in {store.path} unchanged")
 
 
 @app.command()

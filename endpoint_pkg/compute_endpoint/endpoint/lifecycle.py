@@ -82,15 +82,21 @@ def configure(home: EndpointHome, name: str, broker_url: str | None) -> Endpoint
     return ep
 
 
-def login(home: EndpointHome, name: str, client_id: str, secret: str) -> CredentialStore:
+def login(home: EndpointHome, name: str, client_id: str, secret: str) -> tuple[CredentialStore, bool]:
+    """Store the identity encrypted; (store, False) when the same one is stored already."""
     ep = home.existing(name)
     if not client_id or not secret:
         raise EndpointError("both a client id and a secret are required")
     Identity(client_id, secret)  # validates the id
     store = CredentialStore(ep.credentials_file, home.key_file)
+    try:
+        if store.load() == (client_id, secret):
+            return store, False
+    except EndpointError:
+        pass  # unreadable or from another key: overwrite it
     ids = service_ids() if home.system else None
     store.save(client_id, secret, group=ids[1] if ids else None)
-    return store
+    return store, True
 
 
 # --- start ----------------------------------------------------------------------
