@@ -12,7 +12,7 @@ PACKAGES="$PACKAGES,sudo,openssh-server,iproute2,procps,netcat-openbsd,ca-certif
 PACKAGES="$PACKAGES,rabbitmq-server,adduser"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${COMPUTE_NSPAWN_CACHE:-/var/cache/compute-endpoint-tests}
-KEY=$(printf '%s v2' "$PACKAGES" | sha256sum | cut -c1-12)
+KEY=$(printf '%s v3' "$PACKAGES" | sha256sum | cut -c1-12)
 ROOT=$CACHE/debian12-$KEY
 
 mkdir -p "$CACHE"
@@ -34,7 +34,6 @@ rm -f "$ROOT.tmp"/etc/ssh/ssh_host_*
 # RabbitMQ is installed for the broker role, not started by default: only the
 # hosts that converge that role run it.
 systemctl --root="$ROOT.tmp" disable rabbitmq-server.service >/dev/null 2>&1 || true
-systemctl --root="$ROOT.tmp" mask epmd.socket epmd.service >/dev/null 2>&1 || true
 # No units that wait for hardware or a network manager that is not there.
 systemctl --root="$ROOT.tmp" mask systemd-networkd-wait-online.service getty@tty1.service >/dev/null 2>&1 || true
 echo "PermitRootLogin prohibit-password" > "$ROOT.tmp/etc/ssh/sshd_config.d/10-test.conf"

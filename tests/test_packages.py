@@ -104,7 +104,9 @@ def test_rpm_installs_into_a_scratch_root_and_erases(packages, tmp_path):
 @pytest.fixture(scope="module")
 def host(packages):
     workdir = Path("/var/tmp") / f"ce-nspawn-{os.getpid()}"
-    machine = NspawnHost("ce-pkg", base_root(), workdir).boot()
+    # It shares this machine's network: nothing in it may listen where the host's RabbitMQ does.
+    machine = NspawnHost("ce-pkg", base_root(), workdir).boot(
+        mask=("ssh.service", "epmd.socket", "epmd.service", "rabbitmq-server.service"))
     yield machine
     machine.poweroff()
     workdir.rmdir()
