@@ -2,11 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv broker demo test test-python lint clean packages
+.PHONY: help venv broker demo test test-python lint clean packages molecule
+# molecule and ansible-lint call ansible-playbook and friends by name.
+TOOLS_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 help:
 	@echo "make demo   - install what is missing, start RabbitMQ, run an endpoint end to end"
-	@echo "make test   - run every test (lint + pytest against real RabbitMQ and processes)"
+	@echo "make test   - run every test: lint (ruff, ansible-lint), pytest, molecule"
 
 venv: $(VENV)/.installed
 
@@ -21,12 +23,18 @@ demo: venv broker
 	scripts/demo.sh
 
 lint: venv
-	$(VENV)/bin/ruff check endpoint_pkg tests examples bench
+	$(VENV)/bin/ruff check endpoint_pkg tests examples bench molecule
+	$(TOOLS_PATH) $(VENV)/bin/ansible-lint roles playbooks molecule
 
 test-python: venv broker
 	$(PY) -m pytest tests
 
-test: lint test-python
+# The molecule scenarios boot systemd containers (root): about 6 minutes for both.
+molecule: venv
+	scripts/molecule-artifacts.sh
+	$(TOOLS_PATH) $(VENV)/bin/molecule test --all
+
+test: lint test-python molecule
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .hypothesis .ruff_cache
