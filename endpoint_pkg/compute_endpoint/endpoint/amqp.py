@@ -33,6 +33,7 @@ log = logging.getLogger("compute_endpoint.endpoint.amqp")
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 COMMAND_TTL_MS = 60_000
+COMMAND_PREFETCH = 10
 ACCESS_REFUSED = 403
 NOT_FOUND = 404
 
@@ -103,7 +104,7 @@ class AmqpAgent:
         self.ready = False
         self._stopping = False
         self._attempt = 0
-        self._prefetch = 1
+        self._prefetch: int | None = None  # None until the interchange reports its capacity
         self._passive_exchanges = True
         self._publish_seq = 0
         self._pending: dict[int, Callable[[bool], None]] = {}
@@ -228,7 +229,11 @@ class AmqpAgent:
                            (n.status_queue, n.status_key), (n.dead_queue, n.dead_key)):
             steps.append((f"binding {queue}",
                           lambda done, q=queue, k=key: ch.queue_bind(q, TASK_EXCHANGE, routing_key=k, callback=done)))
-        steps.append(("setting prefetch", lambda done: ch.basic_qos(prefetch_count=self._prefetch, callback=done)))
+        steps.append(("setting the command prefetch",
+                      lambda done: ch.basic_qos(prefetch_count=COMMAND_PREFETCH, callback=done)))
+        steps.append(("consuming commands",
+                      lambda done: ch.basic_consume(self._names.commands_queue, self._on_command_message,
+                                                    callback=done)))
         self._run_steps(iter(steps), self._consume)
 
     def _run_steps(self, steps, finished: Callable[[], None]) -> None:
@@ -241,14 +246,32 @@ class AmqpAgent:
 
     def _consume(self) -> None:
         self._step = "consuming"
-        ch = self._channel
-        ch.basic_consume(self._names.commands_queue, self._on_command_message)
-        if not self._tasks_paused:
-            self._task_consumer = ch.basic_consume(self._names.tasks_queue, self._on_task_message)
         self.ready = True
         self._attempt = 0
-        log.info("consuming %s with prefetch %d", self._names.tasks_queue, self._prefetch)
+        self._start_task_consumer()
         self._cb.on_ready()
+
+    def _start_task_consumer(self) -> None:
+        """Consume tasks with the current prefetch, once the interchange has reported its capacity.
+
+        RabbitMQ applies basic.qos to consumers created after it, not to existing
+        ones, so a new prefetch takes effect through a new consumer.
+        """
+        if self._prefetch is None or self._tasks_paused or not self.ready:
+            return
+        ch = self._channel
+        if self._task_consumer:
+            # Deliveries still in flight to the old consumer are rejected by pika and
+            # come back redelivered; those already received stay ours until acked.
+            ch.basic_cancel(self._task_consumer)
+            self._task_consumer = None
+
+        def consume(_frame):
+            if self._channel is ch and ch.is_open and not self._tasks_paused and self._task_consumer is None:
+                self._task_consumer = ch.basic_consume(self._names.tasks_queue, self._on_task_message)
+                log.info("consuming %s with prefetch %d", self._names.tasks_queue, self._prefetch)
+
+        ch.basic_qos(prefetch_count=self._prefetch, callback=consume)
 
     # --- consuming ---------------------------------------------------------------
 
@@ -270,13 +293,13 @@ class AmqpAgent:
             self._channel.basic_reject(delivery.tag, requeue=requeue)
 
     def set_prefetch(self, count: int) -> None:
+        """How many tasks the broker may hand us unacked: follows worker capacity."""
         count = max(1, count)
         if count == self._prefetch:
             return
         self._prefetch = count
-        if self.ready and self._channel is not None and self._channel.is_open:
-            self._channel.basic_qos(prefetch_count=count)
-            log.debug("prefetch set to %d", count)
+        if self._channel is not None and self._channel.is_open:
+            self._start_task_consumer()
 
     def pause_tasks(self) -> None:
         """Stop receiving new tasks (drain); unacked ones stay ours until acked or requeued."""
