@@ -110,6 +110,7 @@ class AmqpAgent:
         self._pending: dict[int, Callable[[bool], None]] = {}
         self._task_consumer: str | None = None
         self._tasks_paused = False
+        self.counts = {"deliveries": 0, "published": 0, "acks": 0}  # AMQP messages, for status
         self._step = "connecting"
 
     # --- connection ------------------------------------------------------------
@@ -276,6 +277,7 @@ class AmqpAgent:
     # --- consuming ---------------------------------------------------------------
 
     def _on_task_message(self, _ch, method, properties, body) -> None:
+        self.counts["deliveries"] += 1
         self._cb.on_task(Delivery(method.delivery_tag, self.epoch, method.redelivered, properties, body))
 
     def _on_command_message(self, _ch, method, properties, body) -> None:
@@ -286,6 +288,7 @@ class AmqpAgent:
         if delivery.epoch != self.epoch or self._channel is None or not self._channel.is_open:
             return False
         self._channel.basic_ack(delivery.tag)
+        self.counts["acks"] += 1
         return True
 
     def reject(self, delivery: Delivery, requeue: bool) -> None:
@@ -319,6 +322,7 @@ class AmqpAgent:
         if not self.ready or self._channel is None or not self._channel.is_open:
             return False
         self._channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
+        self.counts["published"] += 1
         self._publish_seq += 1
         if on_confirm is not None:
             self._pending[self._publish_seq] = on_confirm

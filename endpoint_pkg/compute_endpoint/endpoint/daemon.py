@@ -17,12 +17,24 @@ from ..config import Config, load_config
 from ..credentials import Identity
 from ..errors import EndpointError
 from ..home import EndpointDir
-from ..protocol import Command, CommandReply, InterchangeStatus, ProtocolError, Result, ResultBatch, Task
+from ..protocol import (
+    Bundle,
+    Command,
+    CommandReply,
+    InterchangeStatus,
+    ProtocolError,
+    Result,
+    ResultBatch,
+    Task,
+    bundle_up,
+    kind_of,
+    packed_group,
+)
 from ..protocol import messages as m
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_is_valid
 from ..readiness import Readiness, watchdog_interval
 from .amqp import AmqpAgent, Delivery, connection_parameters
-from .inflight import InflightLedger, InflightTask
+from .inflight import DeliveryGroup, InflightLedger, InflightTask
 from .interchange_link import InterchangeLink
 from .reload import apply_reload
 from .status import StatusBuilder
@@ -31,6 +43,11 @@ log = logging.getLogger("compute_endpoint.endpoint")
 
 SUPERVISE_PERIOD = 1.0
 RESULT_CONTENT_TYPE = "application/x-compute-result"
+# Results returned together for one submitter travel as one message of at most:
+RESULT_BUNDLE_ITEMS = 64
+RESULT_BUNDLE_BYTES = 4 * 2**20
+RESULT_PUBLISHES_IN_FLIGHT = 1
+RESULT_LINGER = 0.002
 
 
 class EndpointDaemon:
@@ -52,6 +69,10 @@ class EndpointDaemon:
         self.components = components
         self.link: InterchangeLink | None = None
         self.ledger = InflightLedger()
+        self._results_ready: list[InflightTask] = []
+        self._publish_scheduled = False
+        self._results_in_flight = 0
+        self._oldest_ready = 0.0
         self.status = StatusBuilder(self)
         self.ix_status: InterchangeStatus | None = None
         self.state = "starting"
@@ -124,8 +145,7 @@ class EndpointDaemon:
         if self.state in ("starting", "reconnecting"):
             self.state = "online"
         self.publish_status()
-        for entry in self.ledger.awaiting_publish():
-            self._publish_result(entry)
+        self._publish_results(self.ledger.awaiting_publish())
         if not self.registered:
             self.registered = True
             self.on_registered()
@@ -168,23 +188,33 @@ class EndpointDaemon:
     def on_task(self, delivery: Delivery) -> None:
         body = delivery.body
         try:
+            items = Bundle.unpack(body).items() if kind_of(body) == Bundle.KIND else [body]
+        except ProtocolError as exc:
+            self._dead_letter(body, exc.reason, str(exc), DeliveryGroup(delivery, 1))
+            return
+        group = DeliveryGroup(delivery, len(items))
+        for item in items:
+            self._take_task(item, group)
+        if group.pending == 0:  # every task in it was finished already
+            self.agent.ack(delivery)
+        self.idle_heartbeats = 0
+
+    def _take_task(self, body: bytes, group: DeliveryGroup) -> None:
+        try:
             task = Task.peek(body)
         except ProtocolError as exc:
-            self._dead_letter(delivery, exc.reason, str(exc))
+            self._dead_letter(body, exc.reason, str(exc), group)
             return
         if not reply_key_is_valid(task.reply_to):
-            self._dead_letter(delivery, "bad-reply-to", f"reply_to {task.reply_to!r} is not a valid result key")
+            self._dead_letter(body, "bad-reply-to", f"reply_to {task.reply_to!r} is not a valid result key", group)
             return
-        verdict = self.ledger.receive(task.task_id, body, task.reply_to, delivery)
-        if verdict == "finished":
-            self.agent.ack(delivery)
-        elif verdict == "new":
-            refusal = self._refusal(task, len(body))
-            if refusal:
-                self._complete_locally(self.ledger.get(task.task_id), refusal)
-            else:
-                self.link.send_task(body)
-        self.idle_heartbeats = 0
+        if self.ledger.receive(task.task_id, body, task.reply_to, group) != "new":
+            return
+        refusal = self._refusal(task, len(body))
+        if refusal:
+            self._complete_locally(self.ledger.get(task.task_id), refusal)
+        else:
+            self.link.send_task(body)
 
     def _refusal(self, task: Task, size: int) -> Result | None:
         limit = self.config.max_payload_bytes
@@ -202,17 +232,23 @@ class EndpointDaemon:
     def _complete_locally(self, entry: InflightTask, result: Result) -> None:
         result.finished_at = time.time()
         entry.result = result.pack()
-        self._publish_result(entry)
+        self._publish_results([entry])
 
-    def _dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
-        """Move an undecodable message aside with the reason attached, then forget it."""
+    def _dead_letter(self, body: bytes, reason: str, detail: str, group: DeliveryGroup) -> None:
+        """Move an undecodable message (or bundle item) aside with the reason attached.
+
+        It counts as done for its delivery once the dead-letter queue has it; if it
+        cannot be published now, the delivery stays unacked and comes back later.
+        """
         log.error("task message rejected to %s: %s", self.names.dead_queue, detail)
         props = pika.BasicProperties(delivery_mode=2, headers={"x-reject-reason": reason,
                                                                 "x-reject-detail": detail[:1000]})
-        delivered = self.agent.publish(TASK_EXCHANGE, self.names.dead_key, delivery.body, props,
-                                       on_confirm=lambda ok: self.agent.ack(delivery) if ok else None)
-        if not delivered:
-            self.agent.reject(delivery, requeue=True)
+
+        def confirmed(ok: bool) -> None:
+            if ok and group.done_one():
+                self.agent.ack(group.delivery)
+
+        self.agent.publish(TASK_EXCHANGE, self.names.dead_key, body, props, on_confirm=confirmed)
 
     def on_command(self, delivery: Delivery) -> None:
         self.agent.ack(delivery)
@@ -242,31 +278,72 @@ class EndpointDaemon:
 
     # --- results -------------------------------------------------------------
 
-    def _publish_result(self, entry: InflightTask) -> None:
-        props = pika.BasicProperties(message_id=entry.task_id, delivery_mode=2, content_type=RESULT_CONTENT_TYPE)
-        task_id = entry.task_id
-        entry.publishing = self.agent.publish(RESULT_EXCHANGE, entry.reply_to, entry.result, props,
-                                              on_confirm=lambda ok: self._on_result_confirmed(task_id, ok))
+    def _publish_results(self, entries: list[InflightTask]) -> None:
+        """Publish results, one message per submitter: a Bundle when several go to the same one."""
+        by_reply: dict[str, list[InflightTask]] = {}
+        for entry in entries:
+            by_reply.setdefault(entry.reply_to, []).append(entry)
+        for reply_to, waiting in by_reply.items():
+            sizes = [len(g) for g in bundle_up([e.result for e in waiting], RESULT_BUNDLE_ITEMS, RESULT_BUNDLE_BYTES)]
+            for size in sizes:
+                chunk, waiting = waiting[:size], waiting[size:]
+                self._publish_chunk(reply_to, chunk)
 
-    def _on_result_confirmed(self, task_id: str, ok: bool) -> None:
-        entry = self.ledger.get(task_id)
-        if entry is None:
-            return
+    def _publish_chunk(self, reply_to: str, chunk: list[InflightTask]) -> None:
+        message_id = chunk[0].task_id if len(chunk) == 1 else f"bundle:{chunk[0].task_id}"
+        props = pika.BasicProperties(message_id=message_id, delivery_mode=2, content_type=RESULT_CONTENT_TYPE)
+        task_ids = [entry.task_id for entry in chunk]
+        published = self.agent.publish(RESULT_EXCHANGE, reply_to, packed_group([e.result for e in chunk]), props,
+                                       on_confirm=lambda ok: self._on_results_confirmed(task_ids, ok))
+        if published:
+            self._results_in_flight += 1
+        for entry in chunk:
+            entry.publishing = published
+
+    def _on_results_confirmed(self, task_ids: list[str], ok: bool) -> None:
+        self._results_in_flight -= 1
+        if self._results_ready and not self._publish_scheduled:
+            self._publish_scheduled = True
+            self.ioloop.call_later(0, self._publish_ready)
         if not ok:
-            entry.publishing = False
+            for task_id in task_ids:
+                entry = self.ledger.get(task_id)
+                if entry is not None:
+                    entry.publishing = False
             if self.agent.ready:  # nacked by the broker: try again shortly
-                self.ioloop.call_later(1.0, lambda: self._retry_publish(task_id))
+                self.ioloop.call_later(1.0, self._retry_publish)
             return
-        self.ledger.finish(task_id)
-        for delivery in entry.deliveries:
-            self.agent.ack(delivery)
+        for task_id in task_ids:
+            for group in self.ledger.finish(task_id):
+                self.agent.ack(group.delivery)
         if self.state == "stopping":
             self._maybe_finish_stop()
 
-    def _retry_publish(self, task_id: str) -> None:
-        entry = self.ledger.get(task_id)
-        if entry is not None and not entry.publishing:
-            self._publish_result(entry)
+    def _publish_ready(self) -> None:
+        """Publish the results waiting, in as few messages as the moment allows.
+
+        The broker's cost is per message, so under load results are gathered into
+        bundles: they wait while a publish awaits its confirm, and, when more tasks
+        are held than the workers can run at once (a backlog), for up to
+        RESULT_LINGER seconds or until a bundle is full. Without a backlog a result
+        goes out at once, so interactive round trips pay nothing for this.
+        """
+        self._publish_scheduled = False
+        waiting = self._results_ready
+        if not waiting or self._results_in_flight >= RESULT_PUBLISHES_IN_FLIGHT:
+            return
+        capacity = self.ix_status.capacity if self.ix_status else 0
+        if len(waiting) < RESULT_BUNDLE_ITEMS and len(self.ledger) > capacity:
+            lingered = time.monotonic() - self._oldest_ready
+            if lingered < RESULT_LINGER:
+                self._publish_scheduled = True
+                self.ioloop.call_later(RESULT_LINGER - lingered, self._publish_ready)
+                return
+        self._results_ready = []
+        self._publish_results(waiting)
+
+    def _retry_publish(self) -> None:
+        self._publish_results(self.ledger.awaiting_publish())
 
     # --- interchange side ----------------------------------------------------
 
@@ -277,7 +354,14 @@ class EndpointDaemon:
                 if entry is None or entry.result is not None:
                     continue  # a duplicate of a result we already have
                 entry.result = data
-                self._publish_result(entry)
+                if not self._results_ready:
+                    self._oldest_ready = time.monotonic()
+                self._results_ready.append(entry)
+            if not self._publish_scheduled:
+                # Publish once the link is drained, so results that arrived together
+                # go in the same bundle. No timer: a lone result waits for nothing.
+                self._publish_scheduled = True
+                self.ioloop.call_later(0, self._publish_ready)
         elif isinstance(msg, InterchangeStatus):
             previous, self.ix_status = self.ix_status, msg
             self.components.observe(msg)

@@ -1,13 +1,14 @@
 """The endpoint's ledger of tasks between "received from the broker" and "result confirmed".
 
-A task stays here, with its body and its broker deliveries, until the broker
-has confirmed its result; only then are the deliveries acked. That is what
-makes delivery at-least-once: anything not yet confirmed is still either
-ours to resend to the interchange or the broker's to redeliver.
+A task stays here, with its body and the broker deliveries that carried it,
+until the broker has confirmed its result; a delivery (one task, or a bundle of
+them) is acked only once every task in it is done. That is what makes delivery
+at-least-once: anything not yet confirmed is still either ours to resend to the
+interchange or the broker's to redeliver.
 
 Redeliveries of a task we already hold attach to the existing entry instead
 of running it again; redeliveries of a task finished moments ago are
-recognised from a bounded memory of finished task ids and simply acked.
+recognised from a bounded memory of finished task ids and count as done.
 """
 
 import time
@@ -22,13 +23,26 @@ from .amqp import Delivery
 RECENTLY_FINISHED = 10_000
 
 
+@dataclass(eq=False)
+class DeliveryGroup:
+    """One broker delivery and how many of its tasks are not done yet."""
+
+    delivery: Delivery
+    pending: int
+
+    def done_one(self) -> bool:
+        """Count one task done; True when that was the last (time to ack)."""
+        self.pending -= 1
+        return self.pending == 0
+
+
 @dataclass
 class InflightTask:
     task_id: str
     body: bytes
     reply_to: str
     received_at: float
-    deliveries: list[Delivery] = field(default_factory=list)
+    groups: list[DeliveryGroup] = field(default_factory=list)
     result: bytes | None = None  # set once the interchange returned it
     publishing: bool = False
 
@@ -42,28 +56,31 @@ class InflightLedger:
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def receive(self, task_id: str, body: bytes, reply_to: str, delivery: Delivery) -> str:
-        """Record a delivery: "new", "duplicate" (held already) or "finished" (result already confirmed)."""
+    def receive(self, task_id: str, body: bytes, reply_to: str, group: DeliveryGroup) -> str:
+        """Record a task of a delivery: "new", "duplicate" (held already) or "finished" (counted done)."""
         if task_id in self._finished:
+            group.done_one()
             return "finished"
         entry = self.tasks.get(task_id)
         if entry is not None:
-            entry.deliveries.append(delivery)
+            entry.groups.append(group)
             return "duplicate"
-        self.tasks[task_id] = InflightTask(task_id, body, reply_to, time.monotonic(), [delivery])
+        self.tasks[task_id] = InflightTask(task_id, body, reply_to, time.monotonic(), [group])
         return "new"
 
     def get(self, task_id: str) -> InflightTask | None:
         return self.tasks.get(task_id)
 
-    def finish(self, task_id: str) -> InflightTask | None:
+    def finish(self, task_id: str) -> list[DeliveryGroup]:
+        """Forget a task whose result is confirmed; returns the deliveries now complete."""
         entry = self.tasks.pop(task_id, None)
-        if entry is not None:
-            self.completed += 1
-            self._finished[task_id] = None
-            if len(self._finished) > RECENTLY_FINISHED:
-                self._finished.popitem(last=False)
-        return entry
+        if entry is None:
+            return []
+        self.completed += 1
+        self._finished[task_id] = None
+        if len(self._finished) > RECENTLY_FINISHED:
+            self._finished.popitem(last=False)
+        return [group for group in entry.groups if group.done_one()]
 
     def awaiting_result(self) -> list[InflightTask]:
         return [t for t in self.tasks.values() if t.result is None]

@@ -24,6 +24,7 @@ class StatusBuilder:
             "workers": sum(mgr["workers"] for mgr in managers),
             "idle_workers": sum(mgr["idle_workers"] for mgr in managers),
             "manager_details": managers,
+            "capacity": ix.capacity if ix else 0,
             "tasks_queued_in_interchange": ix.queued if ix else 0,
             "tasks_running": ix.running if ix else 0,
         }
@@ -50,7 +51,7 @@ class StatusBuilder:
             "owner": d.names.owner,
             "display_name": d.config.display_name or d.ep.name,
             "state": _STATES.get(d.state, d.state),
-            "broker": {"url": d.config.broker.url, "connected": d.agent.ready},
+            "broker": {"url": d.config.broker.url, "connected": d.agent.ready, "messages": dict(d.agent.counts)},
             "queues": d.names.as_dict(),
             **self._counts(),
             "tasks_outstanding": len(d.ledger),

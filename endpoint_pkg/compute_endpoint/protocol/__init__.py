@@ -2,6 +2,7 @@
 
 from .codec import PROTOCOL_VERSION, ProtocolError
 from .messages import (
+    Bundle,
     Command,
     CommandReply,
     Control,
@@ -15,11 +16,14 @@ from .messages import (
     StatusReport,
     Task,
     TaskBatch,
+    bundle_up,
+    kind_of,
+    packed_group,
     unpack_any,
 )
 
 __all__ = [
-    "PROTOCOL_VERSION", "ProtocolError", "Command", "CommandReply", "Control", "Heartbeat",
+    "PROTOCOL_VERSION", "ProtocolError", "Bundle", "Command", "CommandReply", "Control", "Heartbeat",
     "InterchangeStatus", "ManagerRegistration", "Message", "Result", "ResultAck", "ResultBatch",
-    "StatusReport", "Task", "TaskBatch", "unpack_any",
+    "StatusReport", "Task", "TaskBatch", "bundle_up", "kind_of", "packed_group", "unpack_any",
 ]

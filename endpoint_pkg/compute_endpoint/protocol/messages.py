@@ -290,3 +290,59 @@ class InterchangeStatus(Message):
     queued: int
     running: int
     managers: list = field(default_factory=list)
+
+
+# --- batching on the AMQP leg ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class Bundle(Message):
+    """Several packed messages in one: tasks from the SDK, or results to it.
+
+    One AMQP message instead of many spares the broker and both clients most of
+    their per-message work. ``sizes`` gives each item's length in the payload.
+    """
+
+    KIND: ClassVar[int] = 18
+    sizes: list
+    payload: bytes = b""
+
+    @classmethod
+    def of(cls, items: list[bytes]) -> "Bundle":
+        return cls(sizes=[len(item) for item in items], payload=b"".join(items))
+
+    def items(self) -> list[bytes]:
+        if sum(self.sizes) != len(self.payload) or not all(isinstance(n, int) and n >= 0 for n in self.sizes):
+            raise ProtocolError("bad-bundle", f"bundle sizes {self.sizes[:8]}... do not add up to its "
+                                              f"{len(self.payload)}-byte payload")
+        view, out, offset = memoryview(self.payload), [], 0
+        for size in self.sizes:
+            out.append(bytes(view[offset:offset + size]))
+            offset += size
+        return out
+
+
+def kind_of(data: bytes) -> int:
+    """The kind byte of a packed message, or -1 when it is too short to have one."""
+    return data[3] if len(data) > 3 and data[:2] == b"CE" else -1
+
+
+def bundle_up(items: list[bytes], max_items: int, max_bytes: int) -> list[list[bytes]]:
+    """Split items, in order, into groups small enough to send as one Bundle each."""
+    groups: list[list[bytes]] = []
+    current: list[bytes] = []
+    size = 0
+    for item in items:
+        if current and (len(current) >= max_items or size + len(item) > max_bytes):
+            groups.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += len(item)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def packed_group(group: list[bytes]) -> bytes:
+    """One message for a group: the item itself when alone, else a Bundle of them."""
+    return group[0] if len(group) == 1 else Bundle.of(group).pack()

@@ -18,12 +18,21 @@ import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..endpoint.amqp import describe_connection_error
+from ..protocol import bundle_up, packed_group
 from ..protocol.broker_names import RESULT_EXCHANGE, ReplyAddress
 
 log = logging.getLogger("compute_endpoint.sdk")
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15)
 RESULT_QUEUE_EXPIRES_MS = 24 * 3600 * 1000
+# Tasks queued together for one endpoint travel as one message (a Bundle) of at most:
+BUNDLE_MAX_ITEMS = 32
+BUNDLE_MAX_BYTES = 4 * 2**20
+# While this many messages await the broker's confirm, further tasks wait and then
+# leave together: large bundles under load, no waiting for a lone submission.
+PUBLISHES_IN_FLIGHT = 4
+
+Item = tuple[str, str, bytes, str]  # exchange, routing key, packed message, message id
 
 
 class BrokerSession:
@@ -42,8 +51,8 @@ class BrokerSession:
         self._ioloop = IOLoop()
         self._connection: SelectConnection | None = None
         self._channel = None
-        self._outbox: deque[tuple[str, str, bytes, str]] = deque()
-        self._unconfirmed: dict[int, tuple[str, str, bytes, str]] = {}
+        self._outbox: deque[Item] = deque()
+        self._unconfirmed: dict[int, list[Item]] = {}
         self._seq = 0
         self._flush_scheduled = False
         self._lock = threading.Lock()
@@ -75,7 +84,7 @@ class BrokerSession:
             self._thread.join(timeout)
 
     def unconfirmed(self) -> int:
-        return len(self._outbox) + len(self._unconfirmed)
+        return len(self._outbox) + sum(len(group) for group in self._unconfirmed.values())
 
     # --- the session thread --------------------------------------------------
 
@@ -133,7 +142,7 @@ class BrokerSession:
         if code == 403 and self.ready.is_set():
             # A publish was refused (e.g. to an endpoint of another identity). Retrying
             # cannot help: fail what was in flight and stop publishing it.
-            refused = list(self._unconfirmed.values())
+            refused = [item for group in self._unconfirmed.values() for item in group]
             self._unconfirmed.clear()
             self._on_refused(f"the broker refused identity {self.identity!r}: {reason.reply_text}")
             log.error("%s (%d tasks failed)", reason.reply_text, len(refused))
@@ -168,15 +177,26 @@ class BrokerSession:
     def _flush(self) -> None:
         with self._lock:
             self._flush_scheduled = False
-            if self._channel is None or not self.ready.is_set():
+            if self._channel is None or not self.ready.is_set() or len(self._unconfirmed) >= PUBLISHES_IN_FLIGHT:
                 return
             items, self._outbox = self._outbox, deque()
-        for item in items:
-            exchange, key, body, message_id = item
+        groups = _bundles(list(items))
+        room = PUBLISHES_IN_FLIGHT - len(self._unconfirmed)
+        if len(groups) > room:
+            # Regroup what cannot go yet, so that it leaves in full bundles later.
+            held = [item for group in groups[room:] for item in group]
+            groups = groups[:room]
+            with self._lock:
+                self._outbox.extendleft(reversed(held))
+        for group in groups:
+            exchange, key, _body, message_id = group[0]
+            body = packed_group([item[2] for item in group])
+            if len(group) > 1:
+                message_id = f"bundle:{message_id}"
             props = pika.BasicProperties(message_id=message_id, delivery_mode=2)
             self._channel.basic_publish(exchange, key, body, props, mandatory=True)
             self._seq += 1
-            self._unconfirmed[self._seq] = item
+            self._unconfirmed[self._seq] = group
 
     def _on_confirm(self, frame) -> None:
         method = frame.method
@@ -186,16 +206,21 @@ class BrokerSession:
             tags = [method.delivery_tag]
         nacked = []
         for tag in tags:
-            item = self._unconfirmed.pop(tag, None)
-            if item is not None and isinstance(method, pika.spec.Basic.Nack):
-                nacked.append(item)
+            group = self._unconfirmed.pop(tag, None)
+            if group is not None and isinstance(method, pika.spec.Basic.Nack):
+                nacked.extend(group)
         if nacked:
             with self._lock:
                 self._outbox.extendleft(reversed(nacked))
             self._ioloop.call_later(0.5, self._flush)
+        elif self._outbox:
+            self._flush()
 
     def _on_return(self, _channel, method, properties, _body) -> None:
-        self._on_returned(properties.message_id or "", method.reply_text)
+        returned = properties.message_id or ""
+        group = next((g for g in self._unconfirmed.values() if _message_id(g) == returned), None)
+        for item in group or [("", "", b"", returned)]:
+            self._on_returned(item[3], method.reply_text)
 
     def _on_message(self, channel, method, properties, body) -> None:
         try:
@@ -206,7 +231,7 @@ class BrokerSession:
     def _requeue_unconfirmed(self) -> None:
         if not self._unconfirmed:
             return
-        pending = [self._unconfirmed[t] for t in sorted(self._unconfirmed)]
+        pending = [item for t in sorted(self._unconfirmed) for item in self._unconfirmed[t]]
         self._unconfirmed.clear()
         with self._lock:
             self._outbox.extendleft(reversed(pending))
@@ -220,3 +245,19 @@ class BrokerSession:
             conn.close()  # open, or still opening (which this aborts)
         else:
             self._ioloop.stop()
+
+
+def _bundles(items: list[Item]) -> list[list[Item]]:
+    """Consecutive items for the same destination, grouped into bundle-sized runs."""
+    groups: list[list[Item]] = []
+    for _destination, run in itertools.groupby(items, key=lambda item: (item[0], item[1])):
+        run = list(run)
+        sizes = [len(g) for g in bundle_up([item[2] for item in run], BUNDLE_MAX_ITEMS, BUNDLE_MAX_BYTES)]
+        for size in sizes:
+            groups.append(run[:size])
+            run = run[size:]
+    return groups
+
+
+def _message_id(group: list[Item]) -> str:
+    return group[0][3] if len(group) == 1 else f"bundle:{group[0][3]}"
