@@ -29,6 +29,8 @@ from .worker_pool import WorkerPool
 
 log = logging.getLogger("compute_endpoint.manager")
 
+TICK = 0.05  # seconds between timer checks (walltimes, heartbeats, watchdog)
+
 
 @dataclass
 class ManagerSettings:
@@ -71,6 +73,7 @@ class Manager:
         self.draining = False
         self.drain_requested = False
         self._next_heartbeat = 0.0
+        self._next_tick = 0.0
 
     # --- main loop -----------------------------------------------------------
 
@@ -81,12 +84,14 @@ class Manager:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         watched: set[int] = set()
+        generation = -1
         log.info("manager %s connected to %s with %d workers", self.id, self.settings.interchange,
                  self.settings.workers)
         if self.readiness is not None:
             self.readiness.ready(f"{self.settings.workers} workers for {self.settings.interchange}")
         while self.running:
-            watched = self._sync_poller(poller, watched)
+            if generation != self.pool.generation:  # a worker was replaced
+                watched, generation = self._sync_poller(poller, watched), self.pool.generation
             events = dict(poller.poll(200))
             if self.sock in events:
                 self._drain_interchange()
@@ -177,19 +182,18 @@ class Manager:
         elif msg.action == "drain":
             self.drain_requested = True
 
-    def _accept_task(self, frame) -> None:
-        task = Task.unpack(frame)
+    def _accept_task(self, frame: bytes) -> None:
+        task = Task.peek(frame)  # the header is enough: the frame goes to a worker as it is
         if task.task_id in self.known:
             return  # a resend of a task we already hold
         self.known.add(task.task_id)
-        self.pending.append((task.task_id, bytes(frame), task.walltime or self.settings.walltime))
+        self.pending.append((task.task_id, frame, task.walltime or self.settings.walltime))
 
-    def _send_results(self, results) -> None:
+    def _send_results(self, results: list[tuple[str, bytes]]) -> None:
         now = time.monotonic()
         frames = [ResultBatch(sender=self.id).pack()]
-        for result in results:
-            packed = result.pack()
-            self.unacked[result.task_id] = (packed, now)
+        for task_id, packed in results:
+            self.unacked[task_id] = (packed, now)
             frames.append(packed)
         self.sock.send_multipart(frames)
 
@@ -216,6 +220,9 @@ class Manager:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + TICK
         if self.readiness is not None:
             self.readiness.tick()
         self.pool.check_walltimes()

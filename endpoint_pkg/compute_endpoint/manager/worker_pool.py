@@ -59,6 +59,7 @@ class WorkerPool:
         self.workers: dict[int, WorkerHandle] = {}  # keyed by socket fd
         self._next_index = 0
         self.replaced = 0
+        self.generation = 0  # changes whenever the set of workers does
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -69,13 +70,15 @@ class WorkerPool:
     def _spawn(self) -> WorkerHandle:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         cmd = [sys.executable, "-m", "compute_endpoint.worker", "--fd", str(theirs.fileno()),
-               "--parent-pid", str(os.getpid()), "--max-result-bytes", str(self.max_result_bytes)]
+               "--parent-pid", str(os.getpid()), "--max-result-bytes", str(self.max_result_bytes),
+               "--manager-id", self.manager_id]
         process = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=self.env, stdin=subprocess.DEVNULL,
                                    stdout=self.stdout, stderr=self.stdout)
         theirs.close()
         handle = WorkerHandle(self._next_index, process, mine)
         self._next_index += 1
         self.workers[mine.fileno()] = handle
+        self.generation += 1
         log.debug("started worker %d (pid %d)", handle.index, process.pid)
         return handle
 
@@ -114,8 +117,12 @@ class WorkerPool:
             log.warning("worker %d (pid %d) died before it received task %s", worker.index, worker.pid, task_id)
         return True
 
-    def on_readable(self, fd: int) -> list[Result]:
-        """Read from one worker; returns finished results (including death reports)."""
+    def on_readable(self, fd: int) -> list[tuple[str, bytes]]:
+        """Read from one worker: (task id, packed result) pairs, including death reports.
+
+        A worker runs one task at a time, so whatever it sends is the result of its
+        current task: it is passed on as it came, without decoding it here.
+        """
         worker = self.workers.get(fd)
         if worker is None:
             return []
@@ -127,9 +134,7 @@ class WorkerPool:
             return self._on_worker_exit(worker)
         results = []
         for frame in worker.reader.feed(data):
-            result = Result.unpack(frame)
-            result.manager = self.manager_id
-            results.append(result)
+            results.append((worker.task.task_id, frame))
             worker.task = None
         return results
 
@@ -144,8 +149,9 @@ class WorkerPool:
                 worker.killed_for_walltime = True
                 _kill(worker.process, signal.SIGKILL)
 
-    def _on_worker_exit(self, worker: WorkerHandle) -> list[Result]:
+    def _on_worker_exit(self, worker: WorkerHandle) -> list[tuple[str, bytes]]:
         del self.workers[worker.sock.fileno()]
+        self.generation += 1
         worker.sock.close()
         code = worker.process.wait()
         self.replaced += 1
@@ -156,14 +162,16 @@ class WorkerPool:
         if task is None:
             return []
         if worker.killed_for_walltime:
-            return [Result.failure(task.task_id, m.WALLTIME,
-                                   f"the task ran longer than its walltime of {task.walltime:g}s and was killed",
-                                   error_type="TaskWalltimeExceeded", manager=self.manager_id,
-                                   worker_pid=worker.pid, finished_at=time.time())]
-        return [Result.failure(task.task_id, m.WORKER_DIED,
-                               f"the worker process running this task died ({describe_exit(code)})",
-                               error_type="WorkerDied", manager=self.manager_id, worker_pid=worker.pid,
-                               finished_at=time.time())]
+            failure = Result.failure(task.task_id, m.WALLTIME,
+                                     f"the task ran longer than its walltime of {task.walltime:g}s and was killed",
+                                     error_type="TaskWalltimeExceeded", manager=self.manager_id,
+                                     worker_pid=worker.pid, finished_at=time.time())
+        else:
+            failure = Result.failure(task.task_id, m.WORKER_DIED,
+                                     f"the worker process running this task died ({describe_exit(code)})",
+                                     error_type="WorkerDied", manager=self.manager_id, worker_pid=worker.pid,
+                                     finished_at=time.time())
+        return [(task.task_id, failure.pack())]
 
 
 def _kill(process: subprocess.Popen, sig: int) -> None:

@@ -6,8 +6,14 @@ _LENGTH = struct.Struct("!I")
 
 
 def write_frame(sock, data: bytes) -> None:
-    sock.sendall(_LENGTH.pack(len(data)))
-    sock.sendall(data)
+    """One system call for header and body in the usual case; sendall finishes a partial send."""
+    head = _LENGTH.pack(len(data))
+    sent = sock.sendmsg([head, data])
+    if sent < len(head):
+        sock.sendall(head[sent:])
+        sent = len(head)
+    if sent - len(head) < len(data):
+        sock.sendall(memoryview(data)[sent - len(head):])
 
 
 def read_frame(sock) -> bytes | None:

@@ -41,9 +41,9 @@ class FunctionCache:
         return fn
 
 
-def execute(task: Task, cache: FunctionCache, max_result_bytes: int) -> Result:
+def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id: str = "") -> Result:
     started = time.time()
-    common = {"task_id": task.task_id, "worker_pid": os.getpid(), "started_at": started}
+    common = {"task_id": task.task_id, "worker_pid": os.getpid(), "manager": manager_id, "started_at": started}
     try:
         fn = cache.get(task.fn_hash, task.payload[: task.fn_len])
         args, kwargs = serialize.load(task.payload[task.fn_len:])
@@ -87,14 +87,14 @@ def _value_result(value, common: dict, max_result_bytes: int) -> Result:
     return Result(ok=True, payload=data, finished_at=time.time(), **common)
 
 
-def serve(sock: socket.socket, max_result_bytes: int) -> None:
+def serve(sock: socket.socket, max_result_bytes: int, manager_id: str = "") -> None:
     cache = FunctionCache()
     while True:
         frame = read_frame(sock)
         if frame is None:
             return
         task = Task.unpack(frame)
-        write_frame(sock, execute(task, cache, max_result_bytes).pack())
+        write_frame(sock, execute(task, cache, max_result_bytes, manager_id).pack())
 
 
 def main(argv=None) -> int:
@@ -102,12 +102,13 @@ def main(argv=None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="stream socket to the manager")
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--max-result-bytes", type=int, default=10 * 2**20)
+    parser.add_argument("--manager-id", default="", help="recorded in each result")
     args = parser.parse_args(argv)
     die_with_parent(args.parent_pid, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal goes to the endpoint, not to us
     sock = socket.socket(fileno=args.fd)
     try:
-        serve(sock, args.max_result_bytes)
+        serve(sock, args.max_result_bytes, args.manager_id)
     except (BrokenPipeError, ConnectionResetError):
         pass
     return 0
