@@ -143,3 +143,20 @@ def test_a_worker_death_reported_for_a_queued_resend_does_not_queue_it_twice():
     s.add_manager(manager("m1"), [])
     assert assigned(s.dispatch()) == {"m1": ["a"]}
     assert s.dispatch() == []
+
+
+def test_idle_workers_anywhere_come_before_queue_slots():
+    s = Scheduler(max_retries=0)
+    s.add_manager(ManagerRecord(manager_id="m1", workers=2, prefetch=2), [])
+    s.add_manager(ManagerRecord(manager_id="m2", workers=2, prefetch=2), [])
+    submit(s, "a", "b", "c", "d")
+    plan = assigned(s.dispatch())
+    assert sorted(len(tasks) for tasks in plan.values()) == [2, 2], "every worker busy before any queueing"
+    submit(s, "e", "f")
+    plan = assigned(s.dispatch())
+    assert sorted(len(tasks) for tasks in plan.values()) == [1, 1], "then queue slots, spread round-robin"
+    submit(s, "g", "h", "i")
+    assert sum(len(tasks) for tasks in assigned(s.dispatch()).values()) == 2, "no more than the slots"
+    s.complete("a", system_failure=False)
+    plan = assigned(s.dispatch())
+    assert plan == {s.tasks["i"].manager: ["i"]}

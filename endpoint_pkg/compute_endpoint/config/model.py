@@ -78,7 +78,9 @@ class Engine:
                                       doc="seconds between interchange<->manager heartbeats")
     heartbeat_threshold: float = setting(20.0, kind=float, positive=True,
                                          doc="seconds of silence before a manager is declared lost")
-    prefetch_capacity: int = setting(0, kind=int, minimum=0, doc="tasks a manager may queue beyond its workers")
+    prefetch_capacity: int | None = setting(
+        None, kind=int, minimum=0, nullable=True,
+        doc="tasks a manager may queue beyond its workers (default: one per worker; 0 for long, uneven tasks)")
     address: str = setting("127.0.0.1", kind=str, doc="address the interchange listens on for managers")
     worker_port: int | None = setting(None, kind=int, minimum=1, nullable=True,
                                       doc="port for managers; chosen freely when unset")
@@ -88,6 +90,10 @@ class Engine:
 
     def __post_init__(self):
         check_fields(self)
+        if self.prefetch_capacity is None:
+            # A task queued behind each worker spares it a round trip to the interchange
+            # between tasks; with long, uneven tasks and many managers, 0 balances better.
+            self.prefetch_capacity = self.max_workers_per_node
         if self.worker_port is not None and self.worker_port > 65535:
             raise ConfigError("worker_port", f"expected a TCP port (1-65535), got {self.worker_port}")
         if self.heartbeat_threshold <= self.heartbeat_period:

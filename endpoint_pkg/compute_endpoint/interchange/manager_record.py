@@ -29,6 +29,11 @@ class ManagerRecord:
     def free_slots(self) -> int:
         return max(0, self.capacity - len(self.tasks))
 
+    @property
+    def free_workers(self) -> int:
+        """Workers with nothing to do: a task sent now starts at once, not after another."""
+        return 0 if self.draining else max(0, self.workers - len(self.tasks))
+
     def serves(self, container_type: str) -> bool:
         return container_type in self.container_types
 

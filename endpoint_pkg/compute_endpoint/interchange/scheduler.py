@@ -6,8 +6,12 @@ tasks to managers with free slots in round-robin order, and decides what
 happens to tasks when a manager fails: requeue while retries remain, else
 fail them.
 
-Cost per dispatched task is O(1): managers with free slots sit in a ring per
-container type, so scheduling does not scan the whole manager table.
+Idle workers come first: a task goes to a manager's queued (prefetch) slots
+only when no manager serving its type has a worker with nothing to do.
+
+Cost per dispatched task is O(1): managers with idle workers, and managers
+with free slots, sit in two rings per container type, so scheduling does not
+scan the whole manager table.
 """
 
 from collections import deque
@@ -39,8 +43,9 @@ class Scheduler:
         self.tasks: dict[str, TaskEntry] = {}
         self.managers: dict[str, ManagerRecord] = {}
         self._queues: dict[str, deque[str]] = {}
-        self._ready: dict[str, deque[str]] = {}
-        self._in_ring: dict[str, set[str]] = {}
+        # (ring kind, container type) -> managers in round-robin order, and the same as a set
+        self._rings: dict[tuple[str, str], deque[str]] = {}
+        self._in_ring: dict[tuple[str, str], set[str]] = {}
 
     # --- tasks ---------------------------------------------------------------
 
@@ -127,29 +132,38 @@ class Scheduler:
     # --- dispatch ------------------------------------------------------------
 
     def dispatch(self) -> list[tuple[ManagerRecord, list[TaskEntry]]]:
-        """Assign queued tasks to managers with free slots."""
+        """Assign queued tasks: first to idle workers anywhere, then to managers' queue slots."""
         plan: dict[str, tuple[ManagerRecord, list[TaskEntry]]] = {}
         for ctype, queue in self._queues.items():
-            ring = self._ready.get(ctype)
-            while queue and ring:
-                record = self.managers.get(ring[0])
-                if record is None or record.free_slots == 0:
-                    self._in_ring[ctype].discard(ring.popleft())
-                    continue
-                ring.rotate(-1)
-                take = min(record.free_slots, len(queue))
-                batch = plan.setdefault(record.manager_id, (record, []))[1]
-                for _ in range(take):
-                    entry = self.tasks.get(queue.popleft())
-                    if entry is None or entry.manager is not None:
-                        continue  # finished or assigned meanwhile (see complete); nothing to send
-                    entry.attempts += 1
-                    entry.manager = record.manager_id
-                    record.tasks[entry.task_id] = record.batch_seq + 1
-                    batch.append(entry)
+            # Idle workers take as many as they can; queue slots one per manager per
+            # turn, so that queued tasks spread instead of piling up behind one manager.
+            self._fill(plan, queue, ("idle", ctype), _free_workers, per_turn=None)
+            self._fill(plan, queue, ("slots", ctype), _free_slots, per_turn=1)
         for record, _ in plan.values():
             record.batch_seq += 1
         return list(plan.values())
+
+    def _fill(self, plan: dict, queue: deque[str], ring_key: tuple[str, str], room, per_turn: int | None) -> None:
+        ring = self._rings.get(ring_key)
+        while queue and ring:
+            record = self.managers.get(ring[0])
+            space = room(record) if record is not None else 0
+            if space == 0:
+                self._in_ring[ring_key].discard(ring.popleft())
+                continue
+            ring.rotate(-1)
+            if per_turn is not None:
+                space = min(space, per_turn)
+            batch = plan.setdefault(record.manager_id, (record, []))[1]
+            while space and queue:
+                entry = self.tasks.get(queue.popleft())
+                if entry is None or entry.manager is not None:
+                    continue  # finished or assigned meanwhile (see complete); nothing to send
+                entry.attempts += 1
+                entry.manager = record.manager_id
+                record.tasks[entry.task_id] = record.batch_seq + 1
+                batch.append(entry)
+                space -= 1
 
     # --- internals -----------------------------------------------------------
 
@@ -157,13 +171,14 @@ class Scheduler:
         return self._queues.setdefault(ctype, deque())
 
     def _mark_ready(self, record: ManagerRecord) -> None:
-        if record.free_slots == 0:
-            return
-        for ctype in record.container_types:
-            members = self._in_ring.setdefault(ctype, set())
-            if record.manager_id not in members:
-                members.add(record.manager_id)
-                self._ready.setdefault(ctype, deque()).append(record.manager_id)
+        for kind, room in (("idle", _free_workers), ("slots", _free_slots)):
+            if room(record) == 0:
+                continue
+            for ctype in record.container_types:
+                members = self._in_ring.setdefault((kind, ctype), set())
+                if record.manager_id not in members:
+                    members.add(record.manager_id)
+                    self._rings.setdefault((kind, ctype), deque()).append(record.manager_id)
 
     def _unassign(self, entry: TaskEntry) -> None:
         if entry.manager is None:
@@ -210,3 +225,11 @@ class Scheduler:
                 del self.tasks[tid]
                 lost.append(Lost(entry, reason))
         return lost
+
+
+def _free_workers(record: ManagerRecord) -> int:
+    return record.free_workers
+
+
+def _free_slots(record: ManagerRecord) -> int:
+    return record.free_slots
