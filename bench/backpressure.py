@@ -44,12 +44,12 @@ def main() -> None:
         with ep.executor() as ex:
             began = time.perf_counter()
             futures = [ex.submit(noop, i) for i in range(args.tasks)]
-            while queue_depth(queue) < args.tasks:
+            while ex.unconfirmed:
                 time.sleep(0.5)
             print(f"queued {args.tasks} tasks on the broker in {time.perf_counter() - began:.1f} s")
             ep.start()
             pids = ep.pids()
-            print(f"{'t (s)':>6} {'queued':>8} {'done':>8} {'endpoint MiB':>13} {'interchange MiB':>16} "
+            print(f"{'t (s)':>6} {'messages':>8} {'done':>8} {'endpoint MiB':>13} {'interchange MiB':>16} "
                   f"{'manager MiB':>12}")
             began = time.perf_counter()
             samples = []

@@ -1,9 +1,14 @@
-"""Flow control: however deep the task queue, the endpoint holds only what its workers can take."""
+"""Flow control: however deep the task queue, the endpoint holds only a window sized by its workers."""
+
+from compute_endpoint.sdk.session import BUNDLE_MAX_ITEMS
 
 from .broker import queue_depth, wait_for
 
 
-def noop(i):
+def short(i):
+    import time
+
+    time.sleep(0.002)  # long enough for the status to be sampled while 3000 of them drain
     return i
 
 
@@ -11,15 +16,20 @@ def test_a_deep_queue_is_drawn_down_a_prefetch_window_at_a_time(endpoint):
     tasks_queue = endpoint.status()["queues"]["tasks"]
     endpoint.stop()
     with endpoint.executor() as ex:
-        futures = [ex.submit(noop, i) for i in range(3000)]
-        wait_for(lambda: queue_depth(tasks_queue) == 3000, what="3000 tasks queued on the broker")
+        futures = [ex.submit(short, i) for i in range(3000)]
+        wait_for(lambda: ex.unconfirmed == 0, what="3000 tasks confirmed by the broker")
+        assert queue_depth(tasks_queue) > 0
         endpoint.start()
         held = []
         while not all(f.done() for f in futures[-100:]):
             status = endpoint.status()
-            held.append((status["tasks_outstanding"], status["tasks_queued_in_interchange"], status["workers"]))
+            held.append((status["tasks_outstanding"], status["tasks_queued_in_interchange"], status["capacity"]))
         assert [f.result(timeout=120) for f in futures] == list(range(3000))
-    capacity = 2  # max_workers_per_node in the test config, one manager
-    assert max(outstanding for outstanding, _, _ in held) <= 2 * capacity, held
-    assert max(queued for _, queued, _ in held) <= 2 * capacity, held
+    # The broker hands the endpoint at most 2 x capacity deliveries at a time,
+    # each one task or a bundle of at most BUNDLE_MAX_ITEMS.
+    capacity = max(c for _, _, c in held)
+    assert capacity == 4, "2 workers + 2 queued at the manager"
+    window = 2 * capacity * BUNDLE_MAX_ITEMS
+    assert max(outstanding for outstanding, _, _ in held) <= window, held
+    assert max(queued for _, queued, _ in held) <= window, held
     assert len(held) >= 3, "sampled while the queue drained"

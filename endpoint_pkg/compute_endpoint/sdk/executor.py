@@ -19,7 +19,7 @@ from concurrent.futures import Executor as _BaseExecutor
 from concurrent.futures import Future
 
 from .. import serialize
-from ..protocol import ProtocolError, Result, Task
+from ..protocol import Bundle, ProtocolError, Result, Task, kind_of
 from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
 from .client import Client, sdk_identity, sdk_parameters
 from .errors import (
@@ -128,19 +128,35 @@ class Executor(_BaseExecutor):
         # it expires by itself); delete it when nothing is owed to us.
         self._session.close(delete_queue=outstanding == 0)
 
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        # Leaving because of an error: do not also wait for every remote task.
+        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+        return False
+
     @property
     def outstanding(self) -> int:
+        """Tasks submitted whose result has not arrived yet."""
         with self._futures_lock:
             return len(self._futures)
+
+    @property
+    def unconfirmed(self) -> int:
+        """Tasks submitted that the broker has not yet confirmed it holds."""
+        return self._session.unconfirmed()
 
     # --- results (session thread) --------------------------------------------
 
     def _on_result(self, body: bytes, _props) -> None:
         try:
-            result = Result.unpack(body)
+            items = Bundle.unpack(body).items() if kind_of(body) == Bundle.KIND else [body]
+            results = [Result.unpack(item) for item in items]
         except ProtocolError as exc:
             log.error("dropped a malformed result message: %s", exc)
             return
+        for result in results:
+            self._resolve(result)
+
+    def _resolve(self, result: Result) -> None:
         with self._futures_lock:
             future = self._futures.pop(result.task_id, None)
         if future is None:
