@@ -16,12 +16,33 @@ BROKER_URL = os.environ.get("COMPUTE_BENCH_BROKER_URL", "amqp://127.0.0.1:5672/%
 IDENTITY = (os.environ.get("COMPUTE_CLIENT_ID", "guest"), os.environ.get("COMPUTE_CLIENT_SECRET", "guest"))
 
 
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def vm_hwm_mib(pid) -> float:
+    """Peak resident set size (VmHWM) of a process ("self" for this one), in MiB."""
+    return _status_mib(pid, "VmHWM:")
+
+
 def rss_mib(pid: int | None) -> float:
+    return _status_mib(pid, "VmRSS:")
+
+
+def _status_mib(pid, field: str) -> float:
     if not pid:
         return 0.0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
