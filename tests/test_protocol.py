@@ -73,3 +73,18 @@ def test_frame_reader_reassembles_split_frames():
     for i in range(0, len(stream), 7):
         got += reader.feed(stream[i:i + 7])
     assert got == frames
+
+
+def test_a_thousand_managers_fit_in_status_messages():
+    """Manager lists grow with the cluster, so they travel in payloads, not size-limited headers."""
+    from compute_endpoint.protocol import CommandReply, InterchangeStatus
+
+    managers = [{"manager_id": f"node{i:04d}.cluster.example.org.hpc.block-0", "hostname": f"node{i:04d}",
+                 "pid": 10000 + i, "workers": 100, "tasks": 100, "idle_workers": 0,
+                 "container_types": ["RAW"], "last_seen_seconds_ago": 0.1, "draining": False} for i in range(1000)]
+    status = InterchangeStatus.of(managers, incarnation="i", pid=1, capacity=100000, free_slots=0, queued=5,
+                                  running=100000)
+    decoded = unpack_any(status.pack())
+    assert decoded.managers == managers and decoded.capacity == 100000
+    reply = CommandReply.of("c", True, "ok", {"manager_details": managers})
+    assert unpack_any(reply.pack()).data["manager_details"] == managers

@@ -75,6 +75,7 @@ class EndpointDaemon:
         self._oldest_ready = 0.0
         self.status = StatusBuilder(self)
         self.ix_status: InterchangeStatus | None = None
+        self.ix_managers: list[dict] = []
         self.state = "starting"
         self.exit_code = 0
         self.registered = False
@@ -195,6 +196,7 @@ class EndpointDaemon:
         group = DeliveryGroup(delivery, len(items))
         for item in items:
             self._take_task(item, group)
+        self.link.flush()  # the delivery's tasks leave together, without waiting for the next loop
         if group.pending == 0:  # every task in it was finished already
             self.agent.ack(delivery)
         self.idle_heartbeats = 0
@@ -272,7 +274,7 @@ class EndpointDaemon:
     def _reply(self, cmd: Command, ok: bool, message: str, data: dict | None = None) -> None:
         if not reply_key_is_valid(cmd.reply_to):
             return
-        reply = CommandReply(command_id=cmd.command_id, ok=ok, message=message, data=data or {})
+        reply = CommandReply.of(cmd.command_id, ok, message, data)
         props = pika.BasicProperties(message_id=cmd.command_id, correlation_id=cmd.command_id)
         self.agent.publish(RESULT_EXCHANGE, cmd.reply_to, reply.pack(), props)
 
@@ -358,12 +360,10 @@ class EndpointDaemon:
                     self._oldest_ready = time.monotonic()
                 self._results_ready.append(entry)
             if not self._publish_scheduled:
-                # Publish once the link is drained, so results that arrived together
-                # go in the same bundle. No timer: a lone result waits for nothing.
-                self._publish_scheduled = True
-                self.ioloop.call_later(0, self._publish_ready)
+                self._publish_ready()
         elif isinstance(msg, InterchangeStatus):
             previous, self.ix_status = self.ix_status, msg
+            self.ix_managers = msg.managers  # decoded once here, not on every status request
             self.components.observe(msg)
             if previous is not None and previous.incarnation != msg.incarnation:
                 self._resend_to_new_interchange()

@@ -37,17 +37,18 @@ class InterchangeLink:
         ioloop.add_handler(self.sock.getsockopt(zmq.FD), self._on_fd, ioloop.READ)
 
     def send_task(self, data: bytes) -> None:
-        """Queue a packed task; all tasks queued in one loop iteration go out as one batch."""
+        """Queue a packed task; they go out as one batch at the next flush()."""
         self._outgoing.append(data)
-        if not self._flush_scheduled:
+        if not self._flush_scheduled:  # a safety net, in case the caller does not flush
             self._flush_scheduled = True
-            self._ioloop.call_later(0, self._flush)
+            self._ioloop.call_later(0, self.flush)
 
     def send_control(self, action: str, **data) -> None:
         self.sock.send(Control(action=action, data=data).pack())
         self.drain()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send the queued tasks now, as one message."""
         self._flush_scheduled = False
         if self._outgoing:
             batch, self._outgoing = self._outgoing, []

@@ -18,7 +18,7 @@ class StatusBuilder:
 
     def _counts(self) -> dict:
         ix = self.daemon.ix_status
-        managers = ix.managers if ix else []
+        managers = self.daemon.ix_managers
         return {
             "managers": len(managers),
             "workers": sum(mgr["workers"] for mgr in managers),

@@ -279,7 +279,7 @@ class Interchange:
 
     def _send_status(self) -> None:
         managers = list(self.scheduler.managers.values())
-        status = InterchangeStatus(
+        status = InterchangeStatus.of(
             incarnation=self.incarnation, pid=os.getpid(),
             capacity=sum(r.capacity for r in managers),
             free_slots=sum(r.free_slots for r in managers),

@@ -7,6 +7,7 @@ field's presence and type and names the first that is wrong.
 """
 
 import dataclasses
+import json
 import types
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -198,11 +199,21 @@ class Command(Message):
 
 @dataclass(slots=True)
 class CommandReply(Message):
+    """Payload: the reply's data as JSON (a status can list a thousand managers: not a header)."""
+
     KIND: ClassVar[int] = 5
     command_id: str
     ok: bool
     message: str = ""
-    data: dict = field(default_factory=dict)
+    payload: bytes = b""
+
+    @classmethod
+    def of(cls, command_id: str, ok: bool, message: str = "", data: dict | None = None) -> "CommandReply":
+        return cls(command_id=command_id, ok=ok, message=message, payload=json.dumps(data or {}).encode())
+
+    @property
+    def data(self) -> dict:
+        return json.loads(self.payload) if self.payload else {}
 
 
 # --- endpoint <-> interchange <-> managers (ZeroMQ) ---------------------------
@@ -280,7 +291,11 @@ class Control(Message):
 
 @dataclass(slots=True)
 class InterchangeStatus(Message):
-    """The interchange's view, sent to the endpoint periodically and on change."""
+    """The interchange's view, sent to the endpoint periodically and on change.
+
+    Payload: the managers' summaries as JSON, which grows with their number and so
+    does not belong in the (size-limited) header.
+    """
 
     KIND: ClassVar[int] = 16
     incarnation: str
@@ -289,7 +304,15 @@ class InterchangeStatus(Message):
     free_slots: int
     queued: int
     running: int
-    managers: list = field(default_factory=list)
+    payload: bytes = b""
+
+    @classmethod
+    def of(cls, managers: list[dict], **fields) -> "InterchangeStatus":
+        return cls(payload=json.dumps(managers).encode(), **fields)
+
+    @property
+    def managers(self) -> list[dict]:
+        return json.loads(self.payload) if self.payload else []
 
 
 # --- batching on the AMQP leg ---------------------------------------------------
