@@ -2,13 +2,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv broker demo test test-python lint clean packages molecule
+.PHONY: help venv broker demo test test-python lint clean packages molecule bench
 # molecule and ansible-lint call ansible-playbook and friends by name.
 TOOLS_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 help:
 	@echo "make demo   - install what is missing, start RabbitMQ, run an endpoint end to end"
 	@echo "make test   - run every test: lint (ruff, ansible-lint), pytest, molecule"
+	@echo "make bench  - ours beside Parsl HTEX, floors, scaling (about 10 minutes)"
 
 venv: $(VENV)/.installed
 
@@ -37,7 +38,16 @@ molecule: venv
 test: lint test-python molecule
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) .venv-bench build dist .pytest_cache .hypothesis .ruff_cache
+
+# Parsl and matplotlib live in their own venv, away from the tested environment.
+.venv-bench/.installed: bench/requirements.txt endpoint_pkg/pyproject.toml
+	python3 -m venv .venv-bench
+	.venv-bench/bin/pip install -q -e ./endpoint_pkg -r bench/requirements.txt
+	touch $@
+
+bench: .venv-bench/.installed broker
+	PATH=$(CURDIR)/.venv-bench/bin:$$PATH .venv-bench/bin/python bench/run.py
 
 packages: venv
 	packaging/build.sh

@@ -104,7 +104,8 @@ def markdown(report: dict) -> str:
     ]
     lines = [f"Measured {report['date']} on {report['machine']}; 2 workers; median (min-max) of "
              f"{report['repeats']} alternating runs each.", "",
-             "| | ours | Parsl HTEX (executor) | Parsl HTEX (apps) | ours / HTEX |", "|---|---:|---:|---:|---:|"]
+             "| | ours | Parsl HTEX (executor) | Parsl HTEX (apps) | ours / Parsl HTEX (executor) |",
+             "|---|---:|---:|---:|---:|"]
     for label, key, digits, _better in rows:
         ratio = ours[key]["median"] / parsl[key]["median"]
         lines.append(f"| {label} | {fmt(ours[key], digits)} | {fmt(parsl[key], digits)} | "
@@ -138,8 +139,10 @@ def plot(report: dict, path: Path) -> None:
     for name, label in (("ours", "ours (SDK, RabbitMQ, endpoint, interchange)"), ("parsl-htex", "Parsl HTEX")):
         points = sorted((int(w), v) for w, v in report["scaling"][name].items())
         left.plot([w for w, _ in points], [v for _, v in points], marker="o", label=label)
-    left.set(xlabel="workers", ylabel="no-op tasks/s", title="Throughput by worker count", xscale="log")
+    left.set(xlabel="workers", ylabel="no-op tasks/s", title="Throughput by worker count")
+    left.set_xscale("log", base=2)
     left.set_xticks([1, 2, 4, 8], labels=["1", "2", "4", "8"])
+    left.set_ylim(bottom=0)
     left.legend()
     runs = report["interchange"]["runs"]
     managers = [r["managers"] for r in runs]
@@ -147,7 +150,8 @@ def plot(report: dict, path: Path) -> None:
                label="interchange process, CPU per task")
     right.plot(managers, [r["policy_us_per_task"] for r in runs], marker="o", label="scheduling policy per task")
     right.set(xlabel="simulated managers (100 slots each)", ylabel="microseconds per task",
-              title="Interchange cost by number of managers", xscale="log")
+              title="Interchange cost by number of managers")
+    right.set_xscale("log", base=10)
     right.set_ylim(bottom=0)
     right.legend()
     fig.suptitle(f"{report['date']}, {report['machine']}", fontsize=8)
