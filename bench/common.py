@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,7 +87,12 @@ class BenchEndpoint:
 
     def start(self) -> float:
         began = time.perf_counter()
-        self.cli("start", self.name)
+        try:
+            self.cli("start", self.name)
+        except RuntimeError:
+            # A start that timed out keeps retrying in the background: leave nothing running.
+            self.delete()
+            raise
         return time.perf_counter() - began
 
     def stop(self) -> None:
@@ -111,3 +117,4 @@ class BenchEndpoint:
     def delete(self) -> None:
         with contextlib.suppress(RuntimeError):
             self.cli("delete", self.name, "--yes")
+        shutil.rmtree(self.home, ignore_errors=True)

@@ -1,5 +1,8 @@
 """Flow control: however deep the task queue, the endpoint holds only a window sized by its workers."""
 
+import itertools
+import time
+
 from compute_endpoint.sdk.session import BUNDLE_MAX_ITEMS
 
 from .broker import queue_depth, wait_for
@@ -33,3 +36,20 @@ def test_a_deep_queue_is_drawn_down_a_prefetch_window_at_a_time(endpoint):
     assert max(outstanding for outstanding, _, _ in held) <= window, held
     assert max(queued for _, queued, _ in held) <= window, held
     assert len(held) >= 3, "sampled while the queue drained"
+
+
+def test_unconfirmed_falls_to_zero_only_once_the_broker_holds_every_task(endpoint):
+    # Regression: the count once read 0 while a batch moved from the outbox to the
+    # in-flight publishes, so a caller waiting for 0 went on with tasks still unsent.
+    endpoint.stop()
+    with endpoint.executor() as ex:
+        futures = [ex.submit(short, i) for i in range(3000)]
+        seen = [ex.unconfirmed]
+        deadline = time.monotonic() + 60
+        while seen[-1] and time.monotonic() < deadline:  # no sleep: the gap was microseconds wide
+            seen.append(ex.unconfirmed)
+        seen.extend(ex.unconfirmed for _ in range(20000))
+        endpoint.start()
+        assert [f.result(timeout=120) for f in futures] == list(range(3000))
+    assert seen[0] > 0
+    assert all(a >= b for a, b in itertools.pairwise(seen)), "the count went back up after falling"

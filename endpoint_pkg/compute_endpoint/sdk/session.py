@@ -59,6 +59,9 @@ class BrokerSession:
         self._attempt = 0
         self._closing = False
         self._delete_queue_on_close = False
+        # Counted apart from the outbox and the in-flight dict: items move between those two
+        # on the session thread, and another thread reading both could see an item in neither.
+        self._not_confirmed = 0
         self.ready = threading.Event()
         self.first_error: str | None = None
         self.fatal_error: str | None = None
@@ -72,6 +75,7 @@ class BrokerSession:
     def publish(self, exchange: str, routing_key: str, body: bytes, message_id: str) -> None:
         with self._lock:
             self._outbox.append((exchange, routing_key, body, message_id))
+            self._not_confirmed += 1
             if self._flush_scheduled:
                 return
             self._flush_scheduled = True
@@ -84,7 +88,8 @@ class BrokerSession:
             self._thread.join(timeout)
 
     def unconfirmed(self) -> int:
-        return len(self._outbox) + sum(len(group) for group in self._unconfirmed.values())
+        with self._lock:
+            return self._not_confirmed
 
     # --- the session thread --------------------------------------------------
 
@@ -204,11 +209,15 @@ class BrokerSession:
             tags = list(itertools.takewhile(lambda t: t <= method.delivery_tag, self._unconfirmed))
         else:
             tags = [method.delivery_tag]
-        nacked = []
+        nacked, confirmed = [], 0
         for tag in tags:
             group = self._unconfirmed.pop(tag, None)
             if group is not None and isinstance(method, pika.spec.Basic.Nack):
                 nacked.extend(group)
+            elif group is not None:
+                confirmed += len(group)
+        with self._lock:
+            self._not_confirmed -= confirmed
         if nacked:
             with self._lock:
                 self._outbox.extendleft(reversed(nacked))
