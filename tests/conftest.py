@@ -10,6 +10,7 @@ import pytest
 from compute_endpoint.procs import pid_alive, terminate
 
 from .broker import (
+    BROKER_URL,
     broker_reachable,
     create_identity,
     delete_identity,
@@ -52,11 +53,16 @@ def bob(broker):
 @pytest.fixture
 def endpoint_factory(tmp_path, alice):
     """Make endpoints in a private home; whatever they started is stopped afterwards."""
+    yield from _endpoints(tmp_path / "home", alice)
+
+
+def _endpoints(home, default_identity: Identity, broker_url: str = BROKER_URL):
+    """Yield a maker of configured (and by default started) endpoints; stop them all when resumed."""
     made: list[EndpointUnderTest] = []
 
     def make(name: str = "default", config: dict | None = None, identity: Identity | None = None,
              start: bool = True) -> EndpointUnderTest:
-        ep = EndpointUnderTest(tmp_path / "home", name, identity or alice)
+        ep = EndpointUnderTest(home, name, identity or default_identity, broker_url=broker_url)
         ep.configure(config)
         made.append(ep)
         if start:
@@ -103,15 +109,4 @@ def private_broker(tmp_path_factory, broker):
 @pytest.fixture
 def private_endpoint_factory(tmp_path, private_broker):
     """Endpoints on the private broker, stopped afterwards."""
-    made: list[EndpointUnderTest] = []
-
-    def make(config: dict | None = None, start: bool = True) -> EndpointUnderTest:
-        ep = EndpointUnderTest(tmp_path / "home", "default", private_broker.identity, broker_url=private_broker.url)
-        ep.configure(config)
-        made.append(ep)
-        if start:
-            ep.start()
-        return ep
-
-    yield make
-    _stop_all(made)
+    yield from _endpoints(tmp_path / "home", private_broker.identity, private_broker.url)

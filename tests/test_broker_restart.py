@@ -7,13 +7,7 @@ stopping it cannot disturb the broker the rest of the suite uses.
 import time
 
 from .broker import wait_for
-
-
-def nap(seconds: float, value):
-    import time
-
-    time.sleep(seconds)
-    return value
+from .tasks import nap
 
 
 def _run_with_outage(ep, outage, count: int = 1000):

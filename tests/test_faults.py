@@ -14,6 +14,7 @@ from compute_endpoint.procs import pid_alive
 from compute_endpoint.sdk import TaskTimeoutError, WorkerDiedError
 
 from .broker import wait_for
+from .tasks import nap
 
 TWO_MANAGERS = {"engine": {"provider": {"init_blocks": 2, "min_blocks": 2, "max_blocks": 2}}}
 
@@ -32,12 +33,6 @@ def record_and_sleep(path: str, seconds: float):
     return attempts
 
 
-def nap(seconds: float, value):
-    import time
-
-    time.sleep(seconds)
-    return value
-
 
 def mark_and_nap(path: str, seconds: float, value):
     import time
@@ -51,6 +46,20 @@ def mark_and_nap(path: str, seconds: float, value):
 def first_pid(path: Path) -> int:
     wait_for(lambda: path.exists() and path.read_text().strip(), timeout=30, what=f"{path} to be written")
     return int(path.read_text().split()[0])
+
+
+def two_managers(endpoint_factory):
+    """An endpoint with both its managers registered, and the pid of the first."""
+    ep = endpoint_factory(config=TWO_MANAGERS)
+    wait_for(lambda: ep.status()["managers"] == 2, what="two managers")
+    return ep, ep.components()["managers"][0]
+
+
+def naps_under_way(ex, count: int, seconds: float, finished: int) -> list:
+    """Submit ``count`` naps returning their index; return once ``finished`` of them are done."""
+    futures = [ex.submit(nap, seconds, i) for i in range(count)]
+    wait_for(lambda: sum(f.done() for f in futures) >= finished, what="work to be under way")
+    return futures
 
 
 def test_worker_sigkilled_mid_task_is_retried_on_a_fresh_worker(endpoint, tmp_path):
@@ -75,12 +84,9 @@ def test_worker_sigkilled_without_retries_fails_saying_the_worker_died(endpoint_
 
 
 def test_manager_sigkilled_with_tasks_in_flight_loses_nothing_and_is_replaced(endpoint_factory):
-    ep = endpoint_factory(config=TWO_MANAGERS)
-    wait_for(lambda: ep.status()["managers"] == 2, what="two managers")
-    victim = ep.components()["managers"][0]
+    ep, victim = two_managers(endpoint_factory)
     with ep.executor() as ex:
-        futures = [ex.submit(nap, 0.2, i) for i in range(60)]
-        wait_for(lambda: sum(f.done() for f in futures) >= 8, what="work to be under way")
+        futures = naps_under_way(ex, 60, 0.2, finished=8)
         os.kill(victim, signal.SIGKILL)
         assert [f.result(timeout=120) for f in futures] == list(range(60))
     status = wait_for(lambda: (s := ep.status())["managers"] == 2 and s, what="a replacement manager")
@@ -90,13 +96,10 @@ def test_manager_sigkilled_with_tasks_in_flight_loses_nothing_and_is_replaced(en
 
 def test_a_silent_manager_is_declared_lost_by_heartbeat_and_its_tasks_requeued(endpoint_factory):
     """SIGSTOP freezes a manager without killing it: only heartbeats can tell."""
-    ep = endpoint_factory(config=TWO_MANAGERS)
-    wait_for(lambda: ep.status()["managers"] == 2, what="two managers")
-    frozen = ep.components()["managers"][0]
+    ep, frozen = two_managers(endpoint_factory)
     try:
         with ep.executor() as ex:
-            futures = [ex.submit(nap, 0.3, i) for i in range(40)]
-            wait_for(lambda: sum(f.done() for f in futures) >= 4, what="work to be under way")
+            futures = naps_under_way(ex, 40, 0.3, finished=4)
             os.kill(frozen, signal.SIGSTOP)
             assert [f.result(timeout=120) for f in futures] == list(range(40))
         log = (ep.dir / "logs" / "interchange.log").read_text()
@@ -109,8 +112,7 @@ def test_a_silent_manager_is_declared_lost_by_heartbeat_and_its_tasks_requeued(e
 
 def test_interchange_sigkilled_is_restarted_and_no_task_vanishes(endpoint):
     with endpoint.executor() as ex:
-        futures = [ex.submit(nap, 0.02, i) for i in range(300)]
-        wait_for(lambda: sum(f.done() for f in futures) >= 30, what="work to be under way")
+        futures = naps_under_way(ex, 300, 0.02, finished=30)
         os.kill(endpoint.components()["interchange"], signal.SIGKILL)
         assert [f.result(timeout=120) for f in futures] == list(range(300))
     assert endpoint.status()["interchange_restarts"] == 1
@@ -118,8 +120,7 @@ def test_interchange_sigkilled_is_restarted_and_no_task_vanishes(endpoint):
 
 def test_endpoint_sigkilled_then_started_again_delivers_every_result_once(endpoint):
     with endpoint.executor() as ex:
-        futures = [ex.submit(nap, 0.01, i) for i in range(400)]
-        wait_for(lambda: sum(f.done() for f in futures) >= 40, what="work to be under way")
+        futures = naps_under_way(ex, 400, 0.01, finished=40)
         daemon = endpoint.components()["endpoint"]
         os.kill(daemon, signal.SIGKILL)
         wait_for(lambda: not pid_alive(daemon), what="the daemon to die")
@@ -164,12 +165,9 @@ def test_stop_drains_short_tasks_and_returns_long_ones_to_the_queue(endpoint_fac
 
 def test_a_manager_stopped_with_sigterm_finishes_its_tasks_before_leaving(endpoint_factory, tmp_path):
     """How a rolling upgrade takes a manager out: nothing it holds is lost or run twice."""
-    ep = endpoint_factory(config=TWO_MANAGERS)
-    wait_for(lambda: ep.status()["managers"] == 2, what="two managers")
-    leaving = ep.components()["managers"][0]
+    ep, leaving = two_managers(endpoint_factory)
     with ep.executor() as ex:
-        futures = [ex.submit(nap, 0.3, i) for i in range(30)]
-        wait_for(lambda: sum(f.done() for f in futures) >= 4, what="work to be under way")
+        futures = naps_under_way(ex, 30, 0.3, finished=4)
         os.kill(leaving, signal.SIGTERM)
         assert [f.result(timeout=120) for f in futures] == list(range(30))
         assert ex.duplicates_dropped == 0, "drained, not killed: no task ran twice"

@@ -13,6 +13,7 @@ from compute_endpoint.sdk import Executor
 
 from .broker import BROKER_URL, wait_for
 from .nspawn import REPO, NspawnHost, base_root
+from .tasks import nap
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building and booting system containers needs root")
 
@@ -115,12 +116,6 @@ def host(packages):
 def _endpoint_id(host: NspawnHost) -> str:
     return json.loads(host.path("/var/lib/compute-endpoint/demo/endpoint.json").read_text())["endpoint_id"]
 
-
-def nap(seconds, value):
-    import time
-
-    time.sleep(seconds)
-    return value
 
 
 def test_1_install_configure_start_as_units(host, packages, alice):
