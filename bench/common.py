@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,31 @@ IDENTITY = (os.environ.get("COMPUTE_CLIENT_ID", "guest"), os.environ.get("COMPUT
 def percentile(samples: list[float], pct: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+# The measurements take `submit(i)`, returning a future of i, so that ours and Parsl
+# are measured by the same code. The function submitted must live in the calling
+# script (__main__): workers cannot import this module.
+
+def throughput(submit, tasks: int) -> float:
+    """No-op tasks per second: submit them all, then wait for them all."""
+    began = time.perf_counter()
+    futures = [submit(i) for i in range(tasks)]
+    results = [f.result(timeout=600) for f in futures]
+    elapsed = time.perf_counter() - began
+    assert results == list(range(tasks))
+    return tasks / elapsed
+
+
+def latency_ms(submit, count: int, warmup: int = 20) -> dict:
+    """p50 and p99 of sequential round trips, after a warm-up."""
+    samples = []
+    for i in range(count + warmup):
+        began = time.perf_counter()
+        submit(i).result(timeout=60)
+        samples.append((time.perf_counter() - began) * 1000)
+    samples = samples[warmup:]
+    return {"p50": statistics.median(samples), "p99": percentile(samples, 99)}
 
 
 def children(pid: int) -> list[int]:

@@ -10,10 +10,9 @@ of each of our processes.
 
 import argparse
 import json
-import statistics
 import time
 
-from common import BenchEndpoint, children, percentile, vm_hwm_mib
+from common import BenchEndpoint, children, latency_ms, throughput, vm_hwm_mib
 
 
 def noop(i):
@@ -30,24 +29,6 @@ def cold_start(ep: BenchEndpoint) -> float:
         return time.perf_counter() - began
 
 
-def throughput(ex, tasks: int) -> float:
-    began = time.perf_counter()
-    futures = [ex.submit(noop, i) for i in range(tasks)]
-    results = [f.result(timeout=600) for f in futures]
-    elapsed = time.perf_counter() - began
-    assert results == list(range(tasks))
-    return tasks / elapsed
-
-
-def latency(ex, count: int, warmup: int = 20) -> list[float]:
-    samples = []
-    for i in range(count + warmup):
-        began = time.perf_counter()
-        ex.submit(noop, i).result(timeout=60)
-        samples.append((time.perf_counter() - began) * 1000)
-    return samples[warmup:]
-
-
 def peak_rss(ep: BenchEndpoint) -> dict:
     pids = ep.pids()
     rss = {"endpoint": vm_hwm_mib(pids.get("endpoint")), "interchange": vm_hwm_mib(pids.get("interchange"))}
@@ -57,7 +38,6 @@ def peak_rss(ep: BenchEndpoint) -> dict:
             rss[f"worker{index}.{worker_index}"] = vm_hwm_mib(worker)
     rss["sdk_client"] = vm_hwm_mib("self")
     return rss
-
 
 
 def main() -> None:
@@ -78,11 +58,13 @@ def main() -> None:
         else:
             report["cold_start_s"] = cold_start(ep)
         with ep.executor() as ex:
-            throughput(ex, 500)  # warm-up: imports, caches, connections
-            report["throughput"] = throughput(ex, args.tasks)
+            def submit(i):
+                return ex.submit(noop, i)
+
+            throughput(submit, 500)  # warm-up: imports, caches, connections
+            report["throughput"] = throughput(submit, args.tasks)
             if args.latency:
-                samples = latency(ex, args.latency)
-                report["latency_ms"] = {"p50": statistics.median(samples), "p99": percentile(samples, 99)}
+                report["latency_ms"] = latency_ms(submit, args.latency)
             report["peak_rss_mib"] = peak_rss(ep)
     finally:
         ep.delete()

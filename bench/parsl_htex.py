@@ -11,13 +11,12 @@ python_app, as a Parsl script would. Prints one JSON object like ours.py.
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import children, percentile, vm_hwm_mib
+from common import children, latency_ms, throughput, vm_hwm_mib
 
 
 def noop(i):
@@ -64,19 +63,9 @@ def main() -> None:
               "cold_start_s": time.perf_counter() - began}
     try:
         [submit(i).result() for i in range(500)]  # warm-up, as for ours
-        began = time.perf_counter()
-        futures = [submit(i) for i in range(args.tasks)]
-        results = [f.result() for f in futures]
-        report["throughput"] = args.tasks / (time.perf_counter() - began)
-        assert results == list(range(args.tasks))
+        report["throughput"] = throughput(submit, args.tasks)
         if args.latency:
-            samples = []
-            for i in range(args.latency + 20):
-                t = time.perf_counter()
-                submit(i).result()
-                samples.append((time.perf_counter() - t) * 1000)
-            samples = samples[20:]
-            report["latency_ms"] = {"p50": statistics.median(samples), "p99": percentile(samples, 99)}
+            report["latency_ms"] = latency_ms(submit, args.latency)
         report["peak_rss_mib"] = _parsl_rss(run_dir)
     finally:
         dfk.cleanup()
@@ -106,6 +95,7 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
 
 if __name__ == "__main__":
     main()
