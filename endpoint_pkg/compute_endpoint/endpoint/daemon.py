@@ -27,6 +27,7 @@ from ..protocol import (
     ResultBatch,
     Task,
     bundle_up,
+    group_message_id,
     kind_of,
     packed_group,
 )
@@ -292,8 +293,8 @@ class EndpointDaemon:
                 self._publish_chunk(reply_to, chunk)
 
     def _publish_chunk(self, reply_to: str, chunk: list[InflightTask]) -> None:
-        message_id = chunk[0].task_id if len(chunk) == 1 else f"bundle:{chunk[0].task_id}"
-        props = pika.BasicProperties(message_id=message_id, delivery_mode=2, content_type=RESULT_CONTENT_TYPE)
+        props = pika.BasicProperties(message_id=group_message_id(chunk[0].task_id, len(chunk)), delivery_mode=2,
+                                     content_type=RESULT_CONTENT_TYPE)
         task_ids = [entry.task_id for entry in chunk]
         published = self.agent.publish(RESULT_EXCHANGE, reply_to, packed_group([e.result for e in chunk]), props,
                                        on_confirm=lambda ok: self._on_results_confirmed(task_ids, ok))

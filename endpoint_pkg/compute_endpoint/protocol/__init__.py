@@ -17,6 +17,7 @@ from .messages import (
     Task,
     TaskBatch,
     bundle_up,
+    group_message_id,
     kind_of,
     packed_group,
     unpack_any,
@@ -25,5 +26,5 @@ from .messages import (
 __all__ = [
     "PROTOCOL_VERSION", "ProtocolError", "Bundle", "Command", "CommandReply", "Control", "Heartbeat",
     "InterchangeStatus", "ManagerRegistration", "Message", "Result", "ResultAck", "ResultBatch",
-    "StatusReport", "Task", "TaskBatch", "bundle_up", "kind_of", "packed_group", "unpack_any",
+    "StatusReport", "Task", "TaskBatch", "bundle_up", "group_message_id", "kind_of", "packed_group", "unpack_any",
 ]

@@ -369,3 +369,8 @@ def bundle_up(items: list[bytes], max_items: int, max_bytes: int) -> list[list[b
 def packed_group(group: list[bytes]) -> bytes:
     """One message for a group: the item itself when alone, else a Bundle of them."""
     return group[0] if len(group) == 1 else Bundle.of(group).pack()
+
+
+def group_message_id(first_task_id: str, count: int) -> str:
+    """The AMQP message id of a packed group: its task's id when alone, else marked as a bundle."""
+    return first_task_id if count == 1 else f"bundle:{first_task_id}"

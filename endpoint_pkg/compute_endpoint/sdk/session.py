@@ -18,7 +18,7 @@ import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..endpoint.amqp import describe_connection_error
-from ..protocol import bundle_up, packed_group
+from ..protocol import bundle_up, group_message_id, packed_group
 from ..protocol.broker_names import RESULT_EXCHANGE, ReplyAddress
 
 log = logging.getLogger("compute_endpoint.sdk")
@@ -194,11 +194,9 @@ class BrokerSession:
             with self._lock:
                 self._outbox.extendleft(reversed(held))
         for group in groups:
-            exchange, key, _body, message_id = group[0]
+            exchange, key = group[0][:2]
             body = packed_group([item[2] for item in group])
-            if len(group) > 1:
-                message_id = f"bundle:{message_id}"
-            props = pika.BasicProperties(message_id=message_id, delivery_mode=2)
+            props = pika.BasicProperties(message_id=_message_id(group), delivery_mode=2)
             self._channel.basic_publish(exchange, key, body, props, mandatory=True)
             self._seq += 1
             self._unconfirmed[self._seq] = group
@@ -269,4 +267,4 @@ def _bundles(items: list[Item]) -> list[list[Item]]:
 
 
 def _message_id(group: list[Item]) -> str:
-    return group[0][3] if len(group) == 1 else f"bundle:{group[0][3]}"
+    return group_message_id(group[0][3], len(group))
