@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv broker demo test test-python lint clean packages molecule bench
+.PHONY: help venv broker test-tools demo test test-python lint clean packages molecule bench
 # molecule and ansible-lint call ansible-playbook and friends by name.
 TOOLS_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
@@ -20,6 +20,10 @@ $(VENV)/.installed: endpoint_pkg/pyproject.toml requirements-dev.txt scripts/ens
 broker:
 	scripts/ensure-rabbitmq.sh
 
+# Every system package the tests use (debootstrap, systemd-nspawn, rpm, lintian, ...).
+test-tools:
+	scripts/ensure-test-tools.sh
+
 demo: venv broker
 	scripts/demo.sh
 
@@ -27,15 +31,15 @@ lint: venv
 	$(VENV)/bin/ruff check endpoint_pkg tests examples bench molecule
 	$(TOOLS_PATH) $(VENV)/bin/ansible-lint roles playbooks molecule
 
-test-python: venv broker
+test-python: test-tools venv broker
 	$(PY) -m pytest tests
 
 # The molecule scenarios boot systemd containers (root): about 6 minutes for both.
-molecule: venv
+molecule: test-tools venv
 	scripts/molecule-artifacts.sh
 	$(TOOLS_PATH) $(VENV)/bin/molecule test --all
 
-test: lint test-python molecule
+test: test-tools lint test-python molecule
 
 clean:
 	rm -rf $(VENV) .venv-bench build dist .pytest_cache .hypothesis .ruff_cache
@@ -49,7 +53,7 @@ clean:
 bench: .venv-bench/.installed broker
 	PATH=$(CURDIR)/.venv-bench/bin:$$PATH .venv-bench/bin/python bench/run.py
 
-packages: venv
+packages: test-tools venv
 	packaging/build.sh
 	lintian --fail-on error,warning dist/compute-endpoint_*.deb
 	rpmlint -c packaging/rpmlint.toml dist/compute-endpoint-*.rpm

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install, with apt, every system package the tests use that is missing. `make test`
+# runs this first, so a fresh Debian 12 machine needs nothing installed by hand.
+set -euo pipefail
+
+# What each package is for:
+#   rabbitmq-server            the broker (started by ensure-rabbitmq.sh)
+#   python3.11 python3.11-venv the interpreter the packages are built with (packaging/build.sh)
+#   python3-venv               the test venv (ensure-venv.sh)
+#   iproute2                   network namespaces: partition tests, molecule's bridge
+#   debootstrap systemd-container  the cached Debian 12 root and its systemd-nspawn hosts
+#   rpm rpmlint lintian binutils   building and checking the DEB and RPM (strip, ar)
+#   openssh-client openssl     molecule reaches its hosts over SSH; the cluster scenario makes a CA
+#   util-linux procps          nsenter, mount, mountpoint, setsid; pgrep
+PACKAGES=(rabbitmq-server python3.11 python3.11-venv python3-venv iproute2 debootstrap systemd-container
+          rpm rpmlint lintian binutils openssh-client openssl util-linux procps)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "==> test tools: all installed"
+    exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "==> installing ${missing[*]} (apt)"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
