@@ -21,7 +21,7 @@ export VERSION
 
 [ -x "$PYTHON" ] || { echo "$PYTHON is missing: apt-get install python3.11 python3.11-venv" >&2; exit 1; }
 echo "==> venv for $PREFIX (compute-endpoint $VERSION, $("$PYTHON" --version))"
-rm -rf build/pkgroot build/config-template.yaml build/compute-endpoint.1.gz build/changelog.gz
+rm -rf build/pkgroot build/systemd build/bin build/config-template.yaml build/compute-endpoint.1.gz build/changelog.gz
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --no-cache-dir --upgrade pip
 "$VENV/bin/python" -m pip install -q --no-cache-dir --no-compile ./endpoint_pkg
@@ -44,6 +44,7 @@ rm -f "$VENV"/bin/activate.csh "$VENV"/bin/activate.fish "$VENV"/bin/Activate.ps
 
 "$VENV/bin/python" -c 'import sys; sys.path.insert(0, "endpoint_pkg")
 from compute_endpoint.config.template import TEMPLATE; print(TEMPLATE, end="")' > build/config-template.yaml
+packaging/render-units.sh build "$PREFIX"
 gzip -9n < packaging/compute-endpoint.1 > build/compute-endpoint.1.gz
 gzip -9n < CHANGELOG.md > build/changelog.gz  # Debian's name for the upstream changelog
 

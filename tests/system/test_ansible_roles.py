@@ -1,9 +1,10 @@
 """What the Ansible roles write must match what the package and the broker model say.
 
-The wheel install path lays down its own copies of the systemd units, and the
-broker role writes the permission grants as RabbitMQ definitions; these tests
-keep both equal to their sources, and import the definitions into the real
-broker to show its password hashes authenticate.
+The packages ship the systemd units rendered from the roles' own templates,
+and the broker role writes the permission grants as RabbitMQ definitions;
+these tests render both with Ansible itself, compare them with their other
+users, and import the definitions into the real broker to show its password
+hashes authenticate.
 """
 
 import json
@@ -17,46 +18,47 @@ import pytest
 
 from compute_endpoint.protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, broker_permissions
 
-from .broker import BROKER_URL, delete_identity
+from ..support import REPO
+from ..support.broker import BROKER_URL, delete_identity
 
-REPO = Path(__file__).resolve().parent.parent
-UNITS = ["compute-endpoint@.service", "compute-interchange@.service", "compute-manager@.service",
-         "compute-endpoint-stack@.target"]
-
-
-@pytest.mark.parametrize("unit", UNITS)
-def test_the_wheel_paths_units_are_the_packaged_units(unit):
-    template = (REPO / "roles/compute_common/templates" / f"{unit}.j2").read_text().splitlines()
-    assert template[0] == "{{ ansible_managed | comment }}"
-    rendered = "\n".join(template[1:]).replace("{{ compute_common_prefix }}", "/opt/compute-endpoint")
-    assert rendered == (REPO / "packaging/systemd" / unit).read_text().rstrip("\n")
+TEMPLATES = REPO / "roles/compute_common/templates"
 
 
-def test_the_wheel_paths_command_is_the_packaged_wrapper():
-    template = (REPO / "roles/compute_common/templates/compute-endpoint.sh.j2").read_text().splitlines()
-    packaged = (REPO / "packaging/bin/compute-endpoint").read_text().splitlines()
-    assert template[0] == packaged[0] and template[1] == "{{ ansible_managed | comment }}"
-    rendered = [line.replace("{{ compute_common_prefix }}", "/opt/compute-endpoint") for line in template[2:]]
-    assert rendered == packaged[1:]
-
-
-def render_definitions(tmp_path: Path, identities: list[dict]) -> dict:
-    """Render the broker role's definitions template with Ansible itself."""
-    playbook = tmp_path / "render.yml"
-    out = tmp_path / "definitions.json"
+def ansible_template(tmp_path: Path, src: Path, variables: dict) -> str:
+    """Render one role template with Ansible itself; returns the text it wrote."""
+    playbook, out = tmp_path / f"render-{src.stem}.yml", tmp_path / f"rendered-{src.stem}"
     playbook.write_text(json.dumps([{
-        "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "vars": {"compute_broker_vhost": "/", "compute_broker_identities": identities},
-        "tasks": [{"ansible.builtin.template": {
-            "src": str(REPO / "roles/compute_broker/templates/compute-definitions.json.j2"), "dest": str(out),
-            "mode": "0600"}}],
+        "hosts": "localhost", "connection": "local", "gather_facts": False, "vars": variables,
+        "tasks": [{"ansible.builtin.template": {"src": str(src), "dest": str(out), "mode": "0600"}}],
     }]))
     env = {"ANSIBLE_FILTER_PLUGINS": str(REPO / "roles/compute_broker/filter_plugins"), "PATH": "/usr/bin:/bin",
            "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
     playbook_cmd = Path(sys.executable).parent / "ansible-playbook"
     done = subprocess.run([str(playbook_cmd), str(playbook)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(out.read_text())
+    return out.read_text()
+
+
+def test_the_packages_units_are_the_roles_templates_rendered(tmp_path):
+    """One source: the packages ship the role's templates, rendered for /opt/compute-endpoint."""
+    subprocess.run([str(REPO / "packaging/render-units.sh"), str(tmp_path / "pkg")], check=True, timeout=60)
+    templates = sorted(TEMPLATES.glob("*.j2"))
+    assert len(templates) == 5
+    for template in templates:
+        by_ansible = ansible_template(tmp_path, template, {"compute_common_prefix": "/opt/compute-endpoint",
+                                                           "ansible_managed": "managed"})
+        name = template.name.removesuffix(".j2")
+        packaged = tmp_path / "pkg" / ("bin/compute-endpoint" if name.endswith(".sh") else f"systemd/{name}")
+        assert by_ansible.replace("#\n# managed\n#\n", "") == packaged.read_text(), name
+        if not name.endswith(".target"):
+            assert "/opt/compute-endpoint/bin/compute-endpoint" in packaged.read_text(), name
+
+
+def render_definitions(tmp_path: Path, identities: list[dict]) -> dict:
+    """Render the broker role's definitions template with Ansible itself."""
+    text = ansible_template(tmp_path, REPO / "roles/compute_broker/templates/compute-definitions.json.j2",
+                            {"compute_broker_vhost": "/", "compute_broker_identities": identities})
+    return json.loads(text)
 
 
 def test_the_broker_roles_grants_are_the_documented_ones(tmp_path):
