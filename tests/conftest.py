@@ -9,7 +9,7 @@ import pytest
 
 from compute_endpoint.procs import pid_alive, terminate
 
-from .broker import (
+from .support.broker import (
     BROKER_URL,
     broker_reachable,
     create_identity,
@@ -17,8 +17,8 @@ from .broker import (
     delete_queues_of,
     ensure_shared_exchanges,
 )
-from .endpoints import EndpointUnderTest, Identity
-from .private_broker import PrivateBroker
+from .support.endpoints import EndpointUnderTest, Identity
+from .support.private_broker import PrivateBroker
 
 # Workers cannot import this test package, so functions defined in it travel by value,
 # as functions defined in a user's __main__ script do.

@@ -5,7 +5,7 @@ import time
 
 from compute_endpoint.sdk.session import BUNDLE_MAX_ITEMS
 
-from .broker import queue_depth, wait_for
+from ..support.broker import queue_depth, wait_for
 
 
 def short(i):

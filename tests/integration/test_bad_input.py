@@ -14,7 +14,7 @@ from compute_endpoint.protocol.broker_names import TASK_EXCHANGE, EndpointNames
 from compute_endpoint.protocol.codec import MAX_HEADER_BYTES, encode
 from compute_endpoint.sdk import TaskSerializationError
 
-from .broker import queue_depth, wait_for
+from ..support.broker import queue_depth, wait_for
 
 VALID = Task(task_id="t-1", fn_hash="00" * 16, fn_len=0, reply_to="x.y").pack()
 

@@ -6,8 +6,8 @@ stopping it cannot disturb the broker the rest of the suite uses.
 
 import time
 
-from .broker import wait_for
-from .tasks import nap
+from ..support.broker import wait_for
+from ..support.tasks import nap
 
 
 def _run_with_outage(ep, outage, count: int = 1000):

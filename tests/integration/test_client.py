@@ -8,7 +8,7 @@ import pytest
 
 from compute_endpoint.sdk import Executor, UnknownEndpointError
 
-from .broker import wait_for
+from ..support.broker import wait_for
 
 
 def test_status_is_online_then_offline_after_stop(endpoint):
@@ -41,7 +41,7 @@ def test_status_command_answers_through_the_command_queue(endpoint):
     reply = endpoint.client().send_command(endpoint.endpoint_id, "status", timeout=10)
     assert reply.ok and reply.data["endpoint_id"] == endpoint.endpoint_id
     bad = endpoint.client().send_command(endpoint.endpoint_id, "dance", timeout=10)
-    assert not bad.ok and "unknown command 'dance'" in bad.message
+    assert not bad.ok and "'action' must be one of 'status', 'shutdown', 'drain', got 'dance'" in bad.message
 
 
 def test_shutdown_command_stops_the_endpoint_cleanly(endpoint):

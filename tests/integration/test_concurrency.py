@@ -4,7 +4,7 @@ Shown without timing: each task marks its arrival and waits until all of them
 have arrived, which only happens if they run at the same time.
 """
 
-from .broker import wait_for
+from ..support.broker import wait_for
 
 
 def rendezvous(directory: str, me: int, count: int, patience: float = 60.0) -> bool:

@@ -13,8 +13,8 @@ import pytest
 from compute_endpoint.procs import pid_alive
 from compute_endpoint.sdk import TaskTimeoutError, WorkerDiedError
 
-from .broker import wait_for
-from .tasks import nap
+from ..support.broker import wait_for
+from ..support.tasks import nap
 
 TWO_MANAGERS = {"engine": {"provider": {"init_blocks": 2, "min_blocks": 2, "max_blocks": 2}}}
 

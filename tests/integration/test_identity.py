@@ -9,7 +9,7 @@ import pytest
 
 from compute_endpoint.sdk import Executor, SDKError
 
-from .endpoints import Identity
+from ..support.endpoints import Identity
 
 
 def test_another_identity_cannot_start_the_endpoint(endpoint, bob):

@@ -7,7 +7,7 @@ import time
 
 from compute_endpoint.procs import pid_alive
 
-from .broker import queue_depth, wait_for
+from ..support.broker import queue_depth, wait_for
 
 
 def test_states_go_initialized_running_stopped(endpoint_factory):

@@ -11,9 +11,9 @@ import pytest
 
 from compute_endpoint.sdk import Executor
 
-from .broker import BROKER_URL, wait_for
-from .nspawn import REPO, NspawnHost, base_root
-from .tasks import nap
+from ..support.broker import BROKER_URL, wait_for
+from ..support.nspawn import REPO, NspawnHost, base_root
+from ..support.tasks import nap
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building and booting system containers needs root")
 
@@ -102,7 +102,7 @@ def test_rpm_installs_into_a_scratch_root_and_erases(packages, tmp_path):
 # --- the .deb on a real systemd host -----------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def host(packages):
     workdir = Path("/var/tmp") / f"ce-nspawn-{os.getpid()}"
     # It shares this machine's network: nothing in it may listen where the host's RabbitMQ does.
@@ -117,8 +117,19 @@ def _endpoint_id(host: NspawnHost) -> str:
     return json.loads(host.path("/var/lib/compute-endpoint/demo/endpoint.json").read_text())["endpoint_id"]
 
 
+def test_the_deb_on_a_systemd_host_from_install_to_purge(host, packages, upgrade_deb, alice, bob):
+    """One host, one story: each step builds on the state the one before it left."""
+    _step_install_configure_start_as_units(host, packages, alice)
+    _step_functions_from_this_host_run_in_the_units(host, alice)
+    _step_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(host, alice)
+    _step_reload_applies_what_is_safe_and_the_others_cannot_reload(host)
+    _step_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice)
+    _step_upgrade_restarts_running_units_without_losing_tasks(host, alice, upgrade_deb)
+    _step_enable_on_boot_for_a_per_user_endpoint(host, bob)
+    _step_stop_then_remove_keeps_config_and_purge_removes_everything(host)
 
-def test_1_install_configure_start_as_units(host, packages, alice):
+
+def _step_install_configure_start_as_units(host, packages, alice):
     deb, _ = packages
     host.put(deb, "/root/compute-endpoint.deb")
     host.run("dpkg", "-i", "/root/compute-endpoint.deb")
@@ -145,7 +156,7 @@ def test_1_install_configure_start_as_units(host, packages, alice):
     assert listing == [{"name": "demo", "status": "Running", "endpoint_id": _endpoint_id(host)}]
 
 
-def test_2_functions_from_this_host_run_in_the_units(host, alice):
+def _step_functions_from_this_host_run_in_the_units(host, alice):
     with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
                   client_secret=alice.secret) as ex:
         assert ex.submit(pow, 2, 16).result(timeout=60) == 65536
@@ -157,7 +168,7 @@ def test_2_functions_from_this_host_run_in_the_units(host, alice):
     assert status["pids"]["endpoint"] and status["pids"]["interchange"] and status["pids"]["managers"]
 
 
-def test_3_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(host, alice):
+def _step_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(host, alice):
     before = host.unit(UNITS[0], "MainPID", "NRestarts")
     with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
                   client_secret=alice.secret) as ex:
@@ -170,7 +181,7 @@ def test_3_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(hos
     assert after["MainPID"] != before["MainPID"] and after["ActiveState"] == "active"
 
 
-def test_4_reload_applies_what_is_safe_and_the_others_cannot_reload(host):
+def _step_reload_applies_what_is_safe_and_the_others_cannot_reload(host):
     config = host.path("/etc/compute-endpoint/demo/config.yaml")
     config.write_text(config.read_text().replace("heartbeat_period: 5", "heartbeat_period: 7"))
     pid = host.unit(UNITS[0], "MainPID")["MainPID"]
@@ -182,7 +193,7 @@ def test_4_reload_applies_what_is_safe_and_the_others_cannot_reload(host):
     assert refused.returncode != 0 and "not applicable" in refused.stderr
 
 
-def test_5_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice):
+def _step_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice):
     secret = alice.secret.encode()
     found = host.run("grep", "-rlsF", alice.secret, "/etc", "/var/lib/compute-endpoint", "/opt/compute-endpoint",
                      "/root", check=False)
@@ -193,7 +204,7 @@ def test_5_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice
             assert secret not in host.live_path(f"/proc/{pid}/{part}").read_bytes()
 
 
-def test_6_upgrade_restarts_running_units_without_losing_tasks(host, alice, upgrade_deb):
+def _step_upgrade_restarts_running_units_without_losing_tasks(host, alice, upgrade_deb):
     pids = {unit: host.unit(unit, "MainPID")["MainPID"] for unit in UNITS}
     host.put(upgrade_deb, "/root/compute-endpoint-upgrade.deb")
     with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
@@ -208,7 +219,7 @@ def test_6_upgrade_restarts_running_units_without_losing_tasks(host, alice, upgr
     assert all(host.unit(unit, "MainPID")["MainPID"] != pids[unit] for unit in UNITS), "every unit restarted"
 
 
-def test_7_enable_on_boot_for_a_per_user_endpoint(host, bob):
+def _step_enable_on_boot_for_a_per_user_endpoint(host, bob):
     host.run("useradd", "--create-home", "scientist")
     as_user = ("runuser", "-u", "scientist", "--", "env", "HOME=/home/scientist")
     host.run(*as_user, "compute-endpoint", "configure", "mine", "--broker-url", BROKER_URL)
@@ -231,7 +242,7 @@ def test_7_enable_on_boot_for_a_per_user_endpoint(host, bob):
     assert not host.path(f"/etc/systemd/system/{unit}").exists()
 
 
-def test_8_stop_then_remove_keeps_config_and_purge_removes_everything(host):
+def _step_stop_then_remove_keeps_config_and_purge_removes_everything(host):
     stopped = host.run("compute-endpoint", "stop", "demo")
     assert "stopped" in stopped.stdout
     for unit in UNITS:

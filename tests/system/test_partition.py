@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from compute_endpoint.endpoint.components import free_port
+from compute_endpoint.endpoint.components import free_ports
 
-from .broker import wait_for
-from .netns import NetnsHost
+from ..support.broker import wait_for
+from ..support.netns import NetnsHost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -36,7 +36,7 @@ def remote_host():
 
 @pytest.mark.parametrize("outage", [1.0, 6.0], ids=["shorter-than-heartbeat-threshold", "longer"])
 def test_a_partitioned_manager_loses_no_task(endpoint_factory, remote_host, outage, tmp_path):
-    port = free_port(remote_host.host_ip)
+    port = free_ports(remote_host.host_ip)[0]
     ep = endpoint_factory(config={"engine": {"address": remote_host.host_ip, "worker_port": port}})
     log = open(tmp_path / "remote-manager.log", "wb")  # noqa: SIM115 - closed in the finally below
     remote = remote_host.popen(

@@ -3,17 +3,21 @@
 import pytest
 
 from compute_endpoint.protocol import (
+    Bundle,
     Command,
+    CommandAction,
+    ErrorKind,
     Heartbeat,
     ManagerRegistration,
     ProtocolError,
     Result,
     StatusReport,
     Task,
+    unbundle,
     unpack_any,
 )
 from compute_endpoint.protocol.codec import PROTOCOL_VERSION, encode
-from compute_endpoint.protocol.pipe import FrameReader
+from compute_endpoint.protocol.worker_stream import FrameReader
 
 
 def test_every_message_round_trips():
@@ -54,10 +58,44 @@ def test_malformed_bytes_are_refused_by_reason(data, reason, text):
 def test_missing_and_mistyped_fields_are_named():
     with pytest.raises(ProtocolError, match="lacks required field 'fn_hash'"):
         Task.unpack(encode(Task.KIND, {"task_id": "t"}))
-    with pytest.raises(ProtocolError, match="field 'fn_len' must be an integer, got str"):
+    with pytest.raises(ProtocolError, match="field 'fn_len' must be an integer, got '3'"):
         Task.unpack(encode(Task.KIND, {"task_id": "t", "fn_hash": "h", "fn_len": "3", "reply_to": "a.b"}))
     with pytest.raises(ProtocolError, match="expected a Task message"):
-        Task.unpack(Command(command_id="c", action="x").pack())
+        Task.unpack(Command(command_id="c", action="status").pack())
+
+
+@pytest.mark.parametrize("header, text", [
+    ({"command_id": "c", "action": "reboot"},
+     "Command field 'action' must be one of 'status', 'shutdown', 'drain', got 'reboot'"),
+    ({"command_id": "c", "action": ["status"]}, "Command field 'action' must be one of 'status'"),
+])
+def test_a_word_outside_the_protocols_vocabulary_is_refused_by_name(header, text):
+    with pytest.raises(ProtocolError, match=text):
+        Command.unpack(encode(Command.KIND, header))
+
+
+def test_words_of_the_vocabulary_come_back_as_their_enum():
+    cmd = Command.unpack(Command(command_id="c", action=CommandAction.DRAIN).pack())
+    assert cmd.action is CommandAction.DRAIN
+    failed = Result.unpack(Result.failure("t", ErrorKind.WORKER_DIED, "gone").pack())
+    assert failed.error_kind is ErrorKind.WORKER_DIED
+    assert Result.unpack(Result(task_id="t", ok=True).pack()).error_kind is None
+
+
+@pytest.mark.parametrize("known_tasks, text", [
+    ([["a"]], "must be a list of strings, got a list holding list"),
+    ([{"id": 1}], "must be a list of strings, got a list holding dict"),
+    ("abc", "must be a list of strings, got 'abc'"),
+])
+def test_list_fields_check_every_item(known_tasks, text):
+    with pytest.raises(ProtocolError, match=text):
+        Heartbeat.unpack(encode(Heartbeat.KIND, {"sender": "m", "known_tasks": known_tasks}))
+
+
+def test_a_bundle_with_sizes_that_are_not_counts_is_refused_when_unpacked():
+    body = encode(Bundle.KIND, {"sizes": ["8", None]}, b"12345678")
+    with pytest.raises(ProtocolError, match="Bundle field 'sizes' must be a list of integers"):
+        unbundle(body)
     with pytest.raises(ProtocolError, match="unknown message kind 99"):
         unpack_any(encode(99, {}))
     assert PROTOCOL_VERSION == 1

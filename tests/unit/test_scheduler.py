@@ -94,6 +94,43 @@ def test_a_reregistering_manager_keeps_the_tasks_it_holds():
     assert s.tasks["b"].manager is None and s.queued() == 1
 
 
+def test_a_manager_registering_again_keeps_the_tasks_still_on_their_way_to_it():
+    """After a partition heals, a manager may register several times in a row (once per
+    buffered heartbeat the interchange answered with "register"); a batch sent between
+    two of those registrations has not reached it yet, and is not lost."""
+    s = Scheduler(max_retries=0)
+    s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1"), [])
+    submit(s, "a", "b")
+    s.dispatch()  # batch 1, still in flight
+    lost = s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1", batch_seq=0), [])
+    assert lost == []
+    assert s.tasks["a"].manager == "m1" and s.tasks["a"].attempts == 1
+    assert s.managers["m1"].batch_seq == 1, "the next batch gets a new number"
+    assert assigned(s.dispatch()) == {}
+
+
+def test_a_manager_registering_again_gets_back_tasks_lost_in_transit_without_losing_a_retry():
+    s = Scheduler(max_retries=0)
+    s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1"), [])
+    submit(s, "a", "b")
+    s.dispatch()  # batch 1
+    lost = s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1", batch_seq=1), ["a"])
+    assert lost == []
+    assert s.tasks["b"].manager is None and s.tasks["b"].attempts == 0
+    assert assigned(s.dispatch()) == {"m1": ["b"]}
+
+
+def test_a_restarted_manager_loses_the_tasks_it_does_not_declare():
+    s = Scheduler(max_retries=0)
+    s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1"), [])
+    submit(s, "a", "b")
+    s.dispatch()
+    lost = s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p2"), ["a"])
+    assert [item.entry.task_id for item in lost] == ["b"]
+    assert lost[0].reason == "the manager restarted while running it"
+    assert s.tasks["a"].manager == "m1"
+
+
 def test_tasks_a_new_interchange_learns_from_managers_are_adopted():
     s = Scheduler(max_retries=1)
     s.add_manager(manager("m1"), ["x"])  # the endpoint has not resent "x" yet

@@ -1,0 +1,176 @@
+"""The endpoint's AMQP agent against a stand-in channel: the test plays the broker."""
+
+import pika
+import pytest
+from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
+
+from compute_endpoint.broker import ReplyCode
+from compute_endpoint.endpoint.amqp import AmqpAgent, Delivery
+from compute_endpoint.protocol.broker_names import EndpointNames
+
+from ..support.fakes import FakeChannel, FakeConnection, FakeLoop
+
+NAMES = EndpointNames("alice", "ep1")
+
+
+class Recorder:
+    """The daemon's side of the agent: what it was told."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def __getattr__(self, name):
+        if not name.startswith("on_"):
+            raise AttributeError(name)
+        return lambda *args: self.events.append((name, *args))
+
+    def names(self) -> list[str]:
+        return [event[0] for event in self.events]
+
+
+class Broker:
+    """An agent wired to a fake connection and channel, declared up to the point the test wants."""
+
+    def __init__(self, identity: str = "alice"):
+        self.loop = FakeLoop()
+        self.daemon = Recorder()
+        params = pika.URLParameters("amqp://127.0.0.1:5672/%2F")
+        self.agent = AmqpAgent(self.loop, params, NAMES, self.daemon, identity)
+        self.connection = FakeConnection()
+        self.agent._connection = self.connection
+        self.channel = self.open_channel()
+
+    def open_channel(self) -> FakeChannel:
+        channel = FakeChannel()
+        self.agent._on_channel_open(channel)
+        return channel
+
+    def declared(self, prefetch: int | None = 8) -> "Broker":
+        self.channel.answer_all()
+        if prefetch is not None:
+            self.agent.set_prefetch(prefetch)
+            self.channel.answer_all()
+        return self
+
+    def publish(self) -> list[bool]:
+        outcomes: list[bool] = []
+        assert self.agent.publish("ce.results", "alice.s1", b"r", pika.BasicProperties(), on_confirm=outcomes.append)
+        return outcomes
+
+
+def test_the_declarations_run_in_order_then_the_endpoint_is_ready():
+    b = Broker()
+    b.channel.answer_all()
+    declared = [(c.name, c.args[0]) for c in b.channel.calls if c.name in ("exchange_declare", "queue_declare")]
+    assert declared == [("exchange_declare", "ce.tasks"), ("exchange_declare", "ce.results"),
+                        ("queue_declare", NAMES.tasks_queue), ("queue_declare", NAMES.commands_queue),
+                        ("queue_declare", NAMES.status_queue), ("queue_declare", NAMES.dead_queue)]
+    assert b.agent.ready and b.daemon.names() == ["on_ready"]
+    assert list(b.channel.consumers.values()) == [NAMES.commands_queue], "no task consumer before a prefetch"
+
+
+def test_tasks_are_consumed_with_the_prefetch_capacity_asks_for_and_a_new_one_takes_effect():
+    """The bug this guards: RabbitMQ applies basic.qos only to consumers made after it, so the
+    prefetch stayed at 1 and one worker ran every task."""
+    b = Broker().declared(prefetch=8)
+    assert b.channel.last("basic_qos").kwargs["prefetch_count"] == 8
+    first = [tag for tag, queue in b.channel.consumers.items() if queue == NAMES.tasks_queue]
+    b.agent.set_prefetch(40)
+    b.channel.answer_all()
+    assert b.channel.last("basic_qos").kwargs["prefetch_count"] == 40
+    now = [tag for tag, queue in b.channel.consumers.items() if queue == NAMES.tasks_queue]
+    assert len(now) == 1 and now != first, "the consumer was made again, after the new basic.qos"
+    assert b.channel.calls.index(b.channel.last("basic_qos")) < b.channel.calls.index(b.channel.last("basic_consume"))
+
+
+def test_a_multiple_confirm_settles_every_publish_up_to_its_tag_and_no_further():
+    b = Broker().declared()
+    outcomes = [b.publish() for _ in range(4)]
+    b.channel.confirm(3, multiple=True)
+    assert outcomes == [[True], [True], [True], []]
+    b.channel.confirm(4)
+    assert outcomes[3] == [True]
+
+
+def test_a_nack_tells_the_publisher_it_failed():
+    b = Broker().declared()
+    first, second = b.publish(), b.publish()
+    b.channel.confirm(2, ack=False)
+    assert (first, second) == ([], [False])
+
+
+def test_a_channel_lost_mid_declare_fails_nothing_silently_and_reconnects_with_backoff():
+    b = Broker().declared()
+    pending = b.publish()
+    b.agent.set_prefetch(99)  # a declaration under way when the channel goes
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.PRECONDITION_FAILED, "inequivalent arg"))
+    assert pending == [False], "an unconfirmed publish is reported failed, to be sent again"
+    assert not b.agent.ready and not b.connection.is_open
+    b.agent._on_connection_closed(b.connection, ConnectionClosedByBroker(ReplyCode.CONNECTION_FORCED, "closed"))
+    assert b.daemon.names()[-1] == "on_lost"
+    (delay,) = b.loop.pending()
+    assert 0.25 <= delay <= 0.5, "the first reconnect comes quickly"
+    consumers = b.channel.names().count("basic_consume")
+    b.channel.answer_all()  # a late reply from the dead channel
+    assert b.channel.names().count("basic_consume") == consumers, "starts nothing on it"
+
+
+def test_publishes_on_a_new_channel_are_numbered_from_one_again():
+    b = Broker().declared()
+    old = b.publish()
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.PRECONDITION_FAILED, "x"))
+    b.connection = FakeConnection()
+    b.agent._connection = b.connection
+    b.channel = b.open_channel()
+    b.declared()
+    new = b.publish()
+    b.channel.confirm(1)
+    assert old == [False] and new == [True]
+
+
+def test_an_ack_for_a_delivery_of_a_lost_channel_is_not_sent():
+    b = Broker().declared()
+    delivery = Delivery(tag=1, epoch=b.agent.epoch, redelivered=False, properties=pika.BasicProperties(), body=b"")
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.PRECONDITION_FAILED, "x"))
+    b.connection = FakeConnection()
+    b.agent._connection = b.connection
+    b.channel = b.open_channel()
+    b.declared()
+    assert b.agent.ack(delivery) is False
+    assert "basic_ack" not in b.channel.names()
+
+
+def test_access_refused_while_declaring_someone_elses_queue_is_fatal_and_names_the_owner():
+    b = Broker(identity="bob")
+    b.channel.answer()  # confirm mode
+    b.channel.answer_all()
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.ACCESS_REFUSED, "access to queue refused"))
+    name, message = b.daemon.events[-1]
+    assert name == "on_fatal"
+    assert "which belongs to 'alice'" in message and "use the owner's credentials" in message
+
+
+def test_missing_shared_exchanges_are_created_when_the_identity_may():
+    b = Broker()
+    b.channel.answer()  # confirm mode; the passive declaration of ce.tasks is next
+    assert b.channel.last("exchange_declare").kwargs["passive"] is True
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.NOT_FOUND, "no exchange 'ce.tasks'"))
+    assert b.connection.channels_opened == 1, "a new channel, this time declaring the exchanges"
+    b.channel = b.open_channel()
+    b.channel.answer()
+    assert b.channel.last("exchange_declare").kwargs["passive"] is False
+
+
+@pytest.mark.parametrize("kind", ["tasks", "commands"])
+def test_a_consumer_the_broker_cancels_is_declared_and_started_again(kind):
+    """The broker cancels a consumer whose queue is deleted, or moves to another node."""
+    b = Broker().declared(prefetch=8)
+    queue = NAMES.tasks_queue if kind == "tasks" else NAMES.commands_queue
+    (tag,) = [t for t, q in b.channel.consumers.items() if q == queue]
+    b.channel.cancel_consumer(tag)
+    b.channel.answer_all()
+    assert [c.args[0] for c in b.channel.calls if c.name == "queue_declare"][-1] == queue
+    assert list(b.channel.consumers.values()).count(queue) == 1, "consuming again, once"
+    if kind == "tasks":
+        assert b.channel.last("basic_qos").kwargs["prefetch_count"] == 8, "with the prefetch it had"
+    assert b.agent.ready and b.daemon.names() == ["on_ready"], "the channel and the daemon carry on"
