@@ -25,11 +25,12 @@ import time
 import zmq
 
 from compute_endpoint.endpoint.components import free_ports
-from compute_endpoint.interchange.interchange import InterchangeSettings
 from compute_endpoint.interchange.manager_record import ManagerRecord
 from compute_endpoint.interchange.scheduler import Scheduler
+from compute_endpoint.interchange.settings import InterchangeSettings
 from compute_endpoint.protocol import (
     Control,
+    ControlAction,
     ManagerRegistration,
     Result,
     ResultBatch,
@@ -70,11 +71,8 @@ def _cpu_seconds(pid: int) -> float:
 def process_cost(managers: int, slots: int, tasks: int, window: int = 20000) -> dict:
     endpoint_port, worker_port = free_ports("127.0.0.1", "127.0.0.1")
     settings = InterchangeSettings(endpoint_address=f"tcp://127.0.0.1:{endpoint_port}", worker_port=worker_port,
-                                   heartbeat_period=3600, heartbeat_threshold=7200)
-    interchange = subprocess.Popen(
-        [sys.executable, "-m", "compute_endpoint.interchange", "--settings",
-         json.dumps(dataclasses.asdict(settings)), "--log-level", "WARNING"],
-        preexec_fn=_raise_fd_limit, stderr=subprocess.DEVNULL)
+                                   heartbeat_period=3600, heartbeat_threshold=7200, log_level="WARNING")
+    interchange = subprocess.Popen(settings.command(), preexec_fn=_raise_fd_limit, stderr=subprocess.DEVNULL)
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, managers + 64)
     try:
@@ -82,7 +80,7 @@ def process_cost(managers: int, slots: int, tasks: int, window: int = 20000) -> 
         endpoint = ctx.socket(zmq.DEALER)
         endpoint.setsockopt(zmq.IDENTITY, b"endpoint")
         endpoint.connect(f"tcp://127.0.0.1:{endpoint_port}")
-        endpoint.send(Control(action="hello").pack())
+        endpoint.send(Control(action=ControlAction.HELLO).pack())
         task = Task(task_id="", fn_hash="0" * 32, fn_len=0, reply_to="a.b").pack()
         cpu_before = _cpu_seconds(interchange.pid)
         began = time.perf_counter()

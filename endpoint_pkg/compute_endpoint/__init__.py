@@ -1,3 +1,8 @@
 """Compute endpoint: run Python functions received over RabbitMQ on local workers."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("compute-endpoint")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

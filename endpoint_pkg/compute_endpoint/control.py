@@ -1,4 +1,8 @@
-"""Endpoint lifecycle operations behind the CLI: configure, start, stop, list, status, delete, login.
+"""The control plane: what the CLI does to endpoints (configure, login, start, stop, list, status, delete).
+
+It runs in the CLI's process, not in the daemon: it starts the daemon (or its
+systemd units), watches its lock and pid files, and asks it for its status
+over the broker.
 
 States (the seed's): Initialized (configured, never registered: id None),
 Running (the daemon holds its lock), Stopped (stopped cleanly), Disconnected
@@ -12,20 +16,22 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from ..config import Broker, ConfigError, load_config
-from ..config.template import render_default_config
-from ..credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
-from ..errors import EndpointError
-from ..home import EndpointDir, EndpointHome, read_json, service_ids, share_with_service
-from ..procs import terminate
-from ..systemd_units import installed_units, start_units, stop_units, unit_state
-from .components import kill_leftovers
-from .lock import lock_is_held
+from .config import Broker, ConfigError, load_config
+from .config.template import render_default_config
+from .credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
+from .endpoint.components import kill_leftovers
+from .endpoint.lock import lock_is_held
+from .endpoint.main import DaemonSettings
+from .errors import EndpointError
+from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with_service
+from .procs import spawn, terminate
+from .protocol import CommandAction
+from .sdk.client import Client
+from .systemctl import installed_units, start_units, stop_units, unit_state
 
 Progress = Callable[[str], None]
 
@@ -141,15 +147,11 @@ def _start_units(ep: EndpointDir, units, progress: Progress) -> dict:
     return {"name": ep.name, "endpoint_id": ep.read_info().get("endpoint_id"), "message": "started by systemd"}
 
 
-def _spawn_daemon(ep: EndpointDir, identity, progress: Progress, timeout: float) -> str:
+def _spawn_daemon(ep: EndpointDir, identity: Identity, progress: Progress, timeout: float) -> str:
     read_end, write_end = os.pipe()
-    ep.log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "compute_endpoint.endpoint", ep.name, "--ready-fd", str(write_end),
-           "--identity-stdin"]
-    with open(ep.log_dir / "daemon.stderr.log", "ab") as stderr:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
-                                pass_fds=(write_end,), start_new_session=True, cwd=ep.state_dir,
-                                env=environment_without_secrets())
+    settings = DaemonSettings(ep.name, ready_fd=write_end, identity_stdin=True)
+    proc, _ = spawn(settings.command(), ep.stderr_log("daemon"), environment_without_secrets(),
+                    stdin=subprocess.PIPE, pass_fds=(write_end,), start_new_session=True, cwd=ep.state_dir)
     os.close(write_end)
     # The secret travels on the daemon's stdin, never in its argv or environment.
     proc.stdin.write(json.dumps({"client_id": identity.client_id, "secret": identity.secret,
@@ -185,7 +187,7 @@ def _await_ready(pipe, proc, ep: EndpointDir, progress: Progress, timeout: float
 
 
 def _tail(ep: EndpointDir) -> str:
-    for path in (ep.log_dir / "daemon.stderr.log", ep.log_file("endpoint")):
+    for path in (ep.stderr_log("daemon"), ep.log_file("endpoint")):
         try:
             lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
         except OSError:
@@ -268,8 +270,6 @@ def local_status(ep: EndpointDir) -> dict:
 
 def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
     """Local state, plus the running daemon's own account when it answers."""
-    from ..sdk.client import Client
-
     ep = home.existing(name)
     result = local_status(ep)
     units = installed_units(home, ep)
@@ -281,7 +281,7 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
         config = load_config(ep.config_file())
         identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
         client = Client(config.broker.url, identity.client_id, identity.secret, config.broker.tls_ca)
-        reply = client.send_command(result["endpoint_id"], "status", timeout=timeout, owner=result["owner"])
+        reply = client.send_command(result["endpoint_id"], CommandAction.STATUS, timeout=timeout, owner=result["owner"])
     except EndpointError as exc:
         result["live_status_error"] = str(exc)
         return result
@@ -289,8 +289,6 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
 
 
 def delete(home: EndpointHome, name: str, progress: Progress, keep_queues: bool = False) -> str:
-    from ..sdk.client import Client
-
     ep = home.existing(name)
     stop(home, name, progress)
     info = ep.read_info()

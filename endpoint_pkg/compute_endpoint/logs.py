@@ -15,7 +15,8 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(name)s[%(process)d] %(message)s"
 _JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(component: str, log_file: Path | None, level: str = "INFO") -> logging.Logger:
+def setup_logging(log_file: Path | None, level: str = "INFO") -> None:
+    """Send this process's records to ``log_file``, or to stderr (and so the journal)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -30,4 +31,3 @@ def setup_logging(component: str, log_file: Path | None, level: str = "INFO") ->
     root.setLevel(level)
     # pika logs every connection step at INFO; its warnings are what matter.
     logging.getLogger("pika").setLevel(logging.WARNING if level != "DEBUG" else logging.INFO)
-    return logging.getLogger(f"compute_endpoint.{component}")

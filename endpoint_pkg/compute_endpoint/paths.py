@@ -1,4 +1,4 @@
-"""Where an endpoint's files live.
+"""Where an endpoint's files live: every path in an endpoint's directories is named here.
 
 Per-user (the default): everything under ``~/.compute_endpoint/NAME/`` (or
 ``$COMPUTE_ENDPOINT_HOME/NAME/``). System-wide (``COMPUTE_ENDPOINT_SYSTEM=1``,
@@ -129,8 +129,14 @@ class EndpointDir:
         return self.state_dir / "components.json"
 
     @property
-    def runtime_file(self) -> Path:
-        return self.state_dir / "runtime.json"
+    def interchange_record(self) -> Path:
+        """Written by the interchange unit: its pid and the port managers connect to."""
+        return self.state_dir / "interchange.json"
+
+    @property
+    def interchange_socket(self) -> str:
+        """Where the interchange unit listens for its endpoint: a socket in their shared state directory."""
+        return f"ipc://{self.state_dir / 'interchange.sock'}"
 
     @property
     def credentials_file(self) -> Path:
@@ -142,6 +148,10 @@ class EndpointDir:
 
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
+
+    def stderr_log(self, component: str) -> Path:
+        """What a component started in the background wrote to stderr (its last words, if it died)."""
+        return self.log_dir / f"{component}.stderr.log"
 
     def read_info(self) -> dict:
         return read_json(self.info_file) or {}

@@ -5,6 +5,7 @@ import ctypes.util
 import errno
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -61,18 +62,34 @@ def is_ours(pid: int, marker: str) -> bool:
     return pid_alive(pid) and marker in cmdline(pid)
 
 
-def terminate(pids: list[int], timeout: float, sig: int = signal.SIGTERM) -> list[int]:
-    """Send ``sig`` to each pid, wait up to ``timeout``, SIGKILL survivors; return the killed ones."""
-    live = [p for p in pids if pid_alive(p)]
-    for pid in live:
-        _signal(pid, sig)
+Process = int | subprocess.Popen  # a pid, or a child we started (which we also reap)
+
+
+def terminate(processes: list[Process], timeout: float, sig: int = signal.SIGTERM) -> list[int]:
+    """Send ``sig`` to each process, wait up to ``timeout``, SIGKILL survivors; return the killed pids."""
+    live = [p for p in processes if _alive(p)]
+    for process in live:
+        _signal(_pid(process), sig)
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
         time.sleep(0.05)
-        live = [p for p in live if pid_alive(p)]
-    for pid in live:
-        _signal(pid, signal.SIGKILL)
-    return live
+        live = [p for p in live if _alive(p)]
+    for process in live:
+        _signal(_pid(process), signal.SIGKILL)
+    for process in live:
+        if isinstance(process, subprocess.Popen):
+            process.wait()
+    return [_pid(p) for p in live]
+
+
+def _alive(process: Process) -> bool:
+    if isinstance(process, subprocess.Popen):
+        return process.poll() is None
+    return pid_alive(process)
+
+
+def _pid(process: Process) -> int:
+    return process.pid if isinstance(process, subprocess.Popen) else process
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -80,6 +97,20 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def spawn(argv: list[str], stderr_log: Path, env: dict[str, str], **popen) -> tuple[subprocess.Popen, int]:
+    """Start a component in the background, its stderr appended to ``stderr_log``.
+
+    Returns the process and the offset in ``stderr_log`` where its own output
+    starts (to quote only this run's last words if it dies at start-up).
+    """
+    stderr_log.parent.mkdir(parents=True, exist_ok=True)
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    with open(stderr_log, "ab") as stderr:
+        offset = stderr.tell()
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr, **popen)
+    return process, offset
 
 
 def describe_exit(code: int) -> str:

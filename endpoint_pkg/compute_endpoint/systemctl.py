@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EndpointError
-from .home import EndpointDir, EndpointHome
+from .paths import EndpointDir, EndpointHome
 
 UNIT_DIRS = (Path("/etc/systemd/system"), Path("/lib/systemd/system"), Path("/usr/lib/systemd/system"))
 BOOT_UNIT_DIR = Path("/etc/systemd/system")

@@ -8,11 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import __version__, systemd_units
+from .. import __version__, control, systemctl
 from ..config import load_config
-from ..endpoint import lifecycle
 from ..errors import EndpointError
-from ..home import EndpointHome
+from ..paths import EndpointHome
 from . import output
 from .serve import serve_app
 
@@ -77,7 +76,7 @@ def configure(
         "--broker-url", help="Broker URL without credentials, e.g. amqp://127.0.0.1:5672/%2F")] = None,
 ):
     """Create an endpoint's directory and a default config.yaml."""
-    ep = lifecycle.configure(_home(), name, broker_url)
+    ep = control.configure(_home(), name, broker_url)
     output.out.print(f"Created profile for endpoint named <{name}>\n")
     output.out.print(f"    Configuration file: {ep.config_file()}\n")
     output.out.print(f"Next: store broker credentials with `compute-endpoint login {name}` (or export "
@@ -95,7 +94,7 @@ def login(
     if client_id is None:
         client_id = typer.prompt("Client id (broker user)") if sys.stdin.isatty() else sys.stdin.readline().strip()
     secret = getpass("Client secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    store, changed = lifecycle.login(_home(), name, client_id, secret)
+    store, changed = control.login(_home(), name, client_id, secret)
     if changed:
         output.out.print(f"Stored credentials for {client_id!r} in {store.path} (key: {store.key_file})")
     else:
@@ -109,7 +108,7 @@ def start(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the endpoint to be running.")] = 60.0,
 ):
     """Start an endpoint in the background; returns once it is registered and consuming tasks."""
-    info = lifecycle.start(_home(), name, output.progress, timeout)
+    info = control.start(_home(), name, output.progress, timeout)
     output.out.print(f"Starting endpoint; registered with id: {info['endpoint_id']}")
     output.out.print(f"Endpoint {name!r} is running.")
 
@@ -122,7 +121,7 @@ def stop(
         help="Seconds to wait before killing it (default: the config's stop_timeout + 20).")] = None,
 ):
     """Stop an endpoint and everything it started. Safe to repeat; cleans up after a crash."""
-    output.out.print(lifecycle.stop(_home(), name, output.progress, timeout))
+    output.out.print(control.stop(_home(), name, output.progress, timeout))
 
 
 @app.command()
@@ -130,8 +129,8 @@ def stop(
 def restart(name: NameArg = "default"):
     """Stop the endpoint (if running) and start it again."""
     home = _home()
-    output.out.print(lifecycle.stop(home, name, output.progress))
-    info = lifecycle.start(home, name, output.progress)
+    output.out.print(control.stop(home, name, output.progress))
+    info = control.start(home, name, output.progress)
     output.out.print(f"Endpoint {name!r} is running with id {info['endpoint_id']}.")
 
 
@@ -139,7 +138,7 @@ def restart(name: NameArg = "default"):
 @command
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False):
     """List the endpoints configured on this machine, with their state and id."""
-    rows = lifecycle.list_endpoints(_home())
+    rows = control.list_endpoints(_home())
     if as_json:
         output.print_json(rows)
     elif not rows:
@@ -155,7 +154,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ):
     """Show an endpoint's state, queues, managers, workers, tasks and process ids."""
-    data = lifecycle.status(_home(), name)
+    data = control.status(_home(), name)
     if as_json:
         output.print_json(data)
         return
@@ -174,7 +173,7 @@ def delete(
     home.existing(name)
     if not yes and not typer.confirm(f"Delete endpoint {name!r} and any tasks queued for it?"):
         raise typer.Abort()
-    output.out.print(lifecycle.delete(home, name, output.progress, keep_queues))
+    output.out.print(control.delete(home, name, output.progress, keep_queues))
 
 
 @app.command("enable-on-boot")
@@ -183,7 +182,7 @@ def enable_on_boot(name: NameArg = "default"):
     """Make a per-user endpoint a systemd service that starts at boot (needs root: sudo -E)."""
     home = _home()
     ep = home.existing(name)
-    unit = systemd_units.enable_on_boot(home, ep, load_config(ep.config_file()).stop_timeout)
+    unit = systemctl.enable_on_boot(home, ep, load_config(ep.config_file()).stop_timeout)
     output.out.print(f"Wrote and enabled {unit}; `compute-endpoint start {name}` now starts it through systemd.")
 
 
@@ -192,7 +191,7 @@ def enable_on_boot(name: NameArg = "default"):
 def disable_on_boot(name: NameArg = "default"):
     """Stop and remove the systemd service that `enable-on-boot` made (needs root: sudo -E)."""
     home = _home()
-    output.out.print(systemd_units.disable_on_boot(home, home.existing(name)))
+    output.out.print(systemctl.disable_on_boot(home, home.existing(name)))
 
 
 @app.command("check-config")

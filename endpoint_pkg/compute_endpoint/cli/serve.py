@@ -4,11 +4,12 @@ from typing import Annotated
 
 import typer
 
-from .. import unit_services
-from ..config import load_config
+from ..config import Config, load_config
 from ..endpoint import main as daemon_main
 from ..errors import EndpointError
-from ..home import EndpointHome
+from ..interchange import main as interchange_main
+from ..manager import main as manager_main
+from ..paths import EndpointDir, EndpointHome
 from ..readiness import Readiness
 
 serve_app = typer.Typer(help="Run one component in the foreground (what the systemd units run).",
@@ -17,7 +18,7 @@ serve_app = typer.Typer(help="Run one component in the foreground (what the syst
 NameArg = Annotated[str, typer.Argument(help="Endpoint name.")]
 
 
-def _endpoint(name: str):
+def _endpoint(name: str) -> tuple[EndpointDir, Config]:
     ep = EndpointHome.resolve().existing(name)
     return ep, load_config(ep.config_file())
 
@@ -28,25 +29,24 @@ def _exit(code: int) -> None:
 
 
 @serve_app.command("endpoint")
-def serve_endpoint(name: NameArg):
+def serve_endpoint(name: NameArg) -> None:
     """The endpoint daemon, with its interchange and managers run by their own units."""
     readiness = Readiness()
+    settings = daemon_main.DaemonSettings(name, log_to_stderr=True, components="units")
     try:
-        _exit(daemon_main.run(name, readiness, components="units", log_to_stderr=True))
+        _exit(daemon_main.run(settings, readiness))
     except EndpointError as exc:
         readiness.failed(str(exc))
         raise
 
 
 @serve_app.command("interchange")
-def serve_interchange(name: NameArg):
+def serve_interchange(name: NameArg) -> None:
     """The interchange of endpoint NAME (listens on engine.address:engine.worker_port)."""
-    ep, config = _endpoint(name)
-    _exit(unit_services.run_interchange(ep, config))
+    _exit(interchange_main.serve_endpoint(*_endpoint(name)))
 
 
 @serve_app.command("manager")
-def serve_manager(name: NameArg):
+def serve_manager(name: NameArg) -> None:
     """A manager with engine.max_workers_per_node workers, for the interchange of endpoint NAME."""
-    ep, config = _endpoint(name)
-    _exit(unit_services.run_manager(ep, config))
+    _exit(manager_main.serve_endpoint(*_endpoint(name)))

@@ -7,12 +7,14 @@ way from either source, naming the key.
 
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .fields import ConfigError, check_fields, setting
 
 MiB = 1024 * 1024
+DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672/%2F"
+DEFAULT_MAX_PAYLOAD_BYTES = 10 * MiB
 
 
 @dataclass
@@ -88,6 +90,10 @@ class Engine:
     label: str = setting("", kind=str, doc="free text, shown in status")
     job_status_kwargs: Strategy = setting(kind=Strategy, factory=Strategy)
 
+    def worker_environment(self) -> dict[str, str]:
+        """``worker_env`` as environment variables (values become strings)."""
+        return {key: str(value) for key, value in self.worker_env.items()}
+
     def __post_init__(self):
         check_fields(self)
         if self.prefetch_capacity is None:
@@ -110,7 +116,7 @@ class Engine:
 class Broker:
     """Where the broker is. Credentials never live here (see ``compute-endpoint login``)."""
 
-    url: str = setting("amqp://127.0.0.1:5672/%2F", kind=str, doc="amqp:// or amqps:// URL, no user or password")
+    url: str = setting(DEFAULT_BROKER_URL, kind=str, doc="amqp:// or amqps:// URL, no user or password")
     tls_ca: str | None = setting(None, kind=str, nullable=True, doc="CA bundle to verify an amqps:// broker")
     heartbeat: int = setting(60, kind=int, minimum=0, doc="AMQP heartbeat in seconds (0 disables)")
     connect_timeout: float = setting(10.0, kind=float, positive=True, doc="seconds to wait for a connection")
@@ -149,7 +155,8 @@ class Config:
                                         doc="stop after this many idle heartbeats (0: never)")
     allowed_functions: list | None = setting(None, kind=list, nullable=True,
                                              doc="function hashes allowed to run (null: any)")
-    max_payload_bytes: int = setting(10 * MiB, kind=int, minimum=1024, doc="largest task or result accepted")
+    max_payload_bytes: int = setting(DEFAULT_MAX_PAYLOAD_BYTES, kind=int, minimum=1024,
+                                     doc="largest task or result accepted")
     stop_timeout: float = setting(10.0, kind=float, minimum=0,
                                   doc="seconds `stop` waits for tasks in flight before returning them to the queue")
     log_level: str = setting("INFO", kind=str, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -167,7 +174,3 @@ class Config:
                 raise ConfigError("allowed_functions", f"expected function hashes (hex strings), got {item!r}")
         if self.debug:
             self.log_level = "DEBUG"
-
-
-def field_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]

@@ -7,7 +7,8 @@ use the placeholders {name}, {broker_url} and {workers}.
 
 from pathlib import Path
 
-DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672/%2F"
+from .model import DEFAULT_BROKER_URL
+
 SYSTEM_TEMPLATE = Path("/etc/compute-endpoint/config-template.yaml")
 
 TEMPLATE = """\

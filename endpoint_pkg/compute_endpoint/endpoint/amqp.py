@@ -3,39 +3,31 @@
 Modelled on pika's asynchronous consumer/publisher examples: explicit
 connection and channel callbacks, a declaration chain run on every
 (re)connection, reconnect with backoff, publisher confirms tracked by
-delivery tag, and a clean stop that closes the channel, then the connection.
+delivery tag, a consumer the broker cancels (its queue deleted or moved) is
+declared and started again, and a clean stop that closes the channel, then
+the connection.
 
 The daemon sees a small interface: callbacks ``on_ready``, ``on_lost``,
 ``on_fatal``, ``on_task``, ``on_command``, ``on_returned``; and methods
 ``publish``, ``ack``, ``reject``, ``set_prefetch``, ``pause_tasks``, ``stop``.
 """
 
-import itertools
 import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import pika
-from pika.adapters.select_connection import SelectConnection
-from pika.adapters.utils.connection_workflow import AMQPConnectionWorkflowFailed
-from pika.exceptions import (
-    ChannelClosedByBroker,
-    ConnectionClosedByBroker,
-    ProbableAccessDeniedError,
-    ProbableAuthenticationError,
-)
+from pika.adapters.select_connection import IOLoop, SelectConnection
+from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
+from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames
 
-log = logging.getLogger("compute_endpoint.endpoint.amqp")
+log = logging.getLogger(__name__)
 
-RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 COMMAND_TTL_MS = 60_000
 COMMAND_PREFETCH = 10
-ACCESS_REFUSED = 403
-NOT_FOUND = 404
 
 
 @dataclass(frozen=True)
@@ -59,39 +51,8 @@ class AgentCallbacks(Protocol):
     def on_stopped(self) -> None: ...
 
 
-def connection_parameters(url: str, client_id: str, secret: str, *, tls_ca: str | None = None,
-                          heartbeat: int = 60, connect_timeout: float = 10.0,
-                          name: str = "compute-endpoint") -> pika.URLParameters:
-    params = pika.URLParameters(url)
-    params.credentials = pika.PlainCredentials(client_id, secret, erase_on_connect=False)
-    params.heartbeat = heartbeat
-    params.socket_timeout = connect_timeout
-    params.blocked_connection_timeout = 300
-    params.connection_attempts = 1
-    params.client_properties = {"connection_name": name}
-    if url.startswith("amqps://"):
-        context = ssl.create_default_context(cafile=tls_ca)
-        params.ssl_options = pika.SSLOptions(context, params.host)
-    return params
-
-
-def describe_connection_error(error: BaseException, params: pika.ConnectionParameters, who: str) -> tuple[bool, str]:
-    """(fatal, message) for a failed connection attempt."""
-    if isinstance(error, AMQPConnectionWorkflowFailed) and error.exceptions:
-        error = error.exceptions[-1]
-    where = f"{params.host}:{params.port}"
-    if isinstance(error, ProbableAuthenticationError) or "ACCESS_REFUSED" in str(error) and "Login" in str(error):
-        return True, (f"the broker at {where} refused the credentials of identity {who!r} (ACCESS_REFUSED); "
-                      "check COMPUTE_CLIENT_ID/COMPUTE_CLIENT_SECRET or run `compute-endpoint login`")
-    if isinstance(error, ProbableAccessDeniedError):
-        return True, (f"identity {who!r} may not use virtual host {params.virtual_host!r} on {where}; "
-                      "ask the broker administrator for permissions")
-    text = str(error) or type(error).__name__
-    return False, f"cannot reach the broker at {where}: {text}"
-
-
 class AmqpAgent:
-    def __init__(self, ioloop, params: pika.ConnectionParameters, names: EndpointNames,
+    def __init__(self, ioloop: IOLoop, params: pika.ConnectionParameters, names: EndpointNames,
                  callbacks: AgentCallbacks, identity: str):
         self._ioloop = ioloop
         self._params = params
@@ -99,16 +60,16 @@ class AmqpAgent:
         self._cb = callbacks
         self._identity = identity
         self._connection: SelectConnection | None = None
-        self._channel = None
+        self._channel: pika.channel.Channel | None = None
         self.epoch = 0
         self.ready = False
         self._stopping = False
-        self._attempt = 0
+        self._backoff = Backoff()
         self._prefetch: int | None = None  # None until the interchange reports its capacity
         self._passive_exchanges = True
-        self._publish_seq = 0
-        self._pending: dict[int, Callable[[bool], None]] = {}
+        self._confirms: ConfirmTracker[Callable[[bool], None] | None] = ConfirmTracker()
         self._task_consumer: str | None = None
+        self._command_consumer: str | None = None
         self._tasks_paused = False
         self.counts = {"deliveries": 0, "published": 0, "acks": 0}  # AMQP messages, for status
         self._step = "connecting"
@@ -143,16 +104,15 @@ class AmqpAgent:
         if self._stopping:
             self._cb.on_stopped()
             return
-        if isinstance(reason, ConnectionClosedByBroker) and reason.reply_code == ACCESS_REFUSED:
+        if isinstance(reason, ConnectionClosedByBroker) and reply_code(reason) == ReplyCode.ACCESS_REFUSED:
             self._cb.on_fatal(f"the broker closed the connection: {reason.reply_text}")
             return
         self._cb.on_lost(f"connection to the broker lost: {reason}")
         self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:
-        delay = RECONNECT_DELAYS[min(self._attempt, len(RECONNECT_DELAYS) - 1)]
-        self._attempt += 1
-        log.info("reconnecting to the broker in %ss (attempt %d)", delay, self._attempt)
+        delay = self._backoff.next_delay()
+        log.info("reconnecting to the broker in %.1fs (attempt %d)", delay, self._backoff.attempts)
         self._ioloop.call_later(delay, self._reconnect)
 
     def _reconnect(self) -> None:
@@ -164,12 +124,12 @@ class AmqpAgent:
 
     # --- channel and declarations ----------------------------------------------
 
-    def _on_channel_open(self, channel) -> None:
+    def _on_channel_open(self, channel: pika.channel.Channel) -> None:
         self._channel = channel
         self.epoch += 1
-        self._publish_seq = 0
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
+        channel.add_on_cancel_callback(self._on_consumer_cancelled)
         channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._declare())
 
     def _on_channel_closed(self, _channel, reason: BaseException) -> None:
@@ -180,13 +140,14 @@ class AmqpAgent:
             if conn and conn.is_open:
                 conn.close()
             return
-        code = getattr(reason, "reply_code", 0)
-        if isinstance(reason, ChannelClosedByBroker) and code == NOT_FOUND and self._step.startswith("exchange"):
+        code = reply_code(reason)
+        by_broker = isinstance(reason, ChannelClosedByBroker)
+        if by_broker and code == ReplyCode.NOT_FOUND and self._step.startswith("exchange"):
             self._passive_exchanges = False  # the shared exchanges are missing: try to create them
             if conn and conn.is_open:
                 conn.channel(on_open_callback=self._on_channel_open)
                 return
-        if isinstance(reason, ChannelClosedByBroker) and code == ACCESS_REFUSED:
+        if by_broker and code == ReplyCode.ACCESS_REFUSED:
             self._cb.on_fatal(self._refusal_message(reason.reply_text))
             self._stopping = True
             if conn and conn.is_open:
@@ -208,34 +169,40 @@ class AmqpAgent:
         return (f"the broker refused identity {self._identity!r} while {self._step} ({reply_text}); "
                 "check its permissions (see README: Broker setup)")
 
+    def _queues(self) -> dict[str, tuple[str, str, dict | None]]:
+        """Each queue of the endpoint: (name, routing key, arguments)."""
+        n = self._names
+        return {
+            "tasks": (n.tasks_queue, n.tasks_key, None),
+            "commands": (n.commands_queue, n.commands_key, {"x-message-ttl": COMMAND_TTL_MS}),
+            "status": (n.status_queue, n.status_key, {"x-max-length": 1}),
+            "dead": (n.dead_queue, n.dead_key, None),
+        }
+
+    def _queue_steps(self, queue: str, key: str, arguments: dict | None) -> list:
+        ch = self._channel
+        return [(f"declaring {queue}",
+                 lambda done: ch.queue_declare(queue, durable=True, arguments=arguments, callback=done)),
+                (f"binding {queue}",
+                 lambda done: ch.queue_bind(queue, TASK_EXCHANGE, routing_key=key, callback=done))]
+
     def _declare(self) -> None:
-        ch, n = self._channel, self._names
+        ch = self._channel
         passive = self._passive_exchanges
-        steps = [
-            ("exchange " + TASK_EXCHANGE,
-             lambda done: ch.exchange_declare(TASK_EXCHANGE, "topic", passive=passive, durable=True, callback=done)),
-            ("exchange " + RESULT_EXCHANGE,
-             lambda done: ch.exchange_declare(RESULT_EXCHANGE, "topic", passive=passive, durable=True,
-                                              callback=done)),
-            ("declaring " + n.tasks_queue, lambda done: ch.queue_declare(n.tasks_queue, durable=True, callback=done)),
-            ("declaring " + n.commands_queue,
-             lambda done: ch.queue_declare(n.commands_queue, durable=True,
-                                           arguments={"x-message-ttl": COMMAND_TTL_MS}, callback=done)),
-            ("declaring " + n.status_queue,
-             lambda done: ch.queue_declare(n.status_queue, durable=True, arguments={"x-max-length": 1},
-                                           callback=done)),
-            ("declaring " + n.dead_queue, lambda done: ch.queue_declare(n.dead_queue, durable=True, callback=done)),
-        ]
-        for queue, key in ((n.tasks_queue, n.tasks_key), (n.commands_queue, n.commands_key),
-                           (n.status_queue, n.status_key), (n.dead_queue, n.dead_key)):
-            steps.append((f"binding {queue}",
-                          lambda done, q=queue, k=key: ch.queue_bind(q, TASK_EXCHANGE, routing_key=k, callback=done)))
+        steps = [(f"exchange {exchange}",
+                  lambda done, x=exchange: ch.exchange_declare(x, "topic", passive=passive, durable=True,
+                                                                callback=done))
+                 for exchange in (TASK_EXCHANGE, RESULT_EXCHANGE)]
+        for queue in self._queues().values():
+            steps += self._queue_steps(*queue)
         steps.append(("setting the command prefetch",
                       lambda done: ch.basic_qos(prefetch_count=COMMAND_PREFETCH, callback=done)))
-        steps.append(("consuming commands",
-                      lambda done: ch.basic_consume(self._names.commands_queue, self._on_command_message,
-                                                    callback=done)))
+        steps.append(("consuming commands", self._consume_commands))
         self._run_steps(iter(steps), self._consume)
+
+    def _consume_commands(self, done: Callable | None = None) -> None:
+        self._command_consumer = self._channel.basic_consume(self._names.commands_queue, self._on_command_message,
+                                                             callback=done)
 
     def _run_steps(self, steps, finished: Callable[[], None]) -> None:
         step = next(steps, None)
@@ -248,7 +215,7 @@ class AmqpAgent:
     def _consume(self) -> None:
         self._step = "consuming"
         self.ready = True
-        self._attempt = 0
+        self._backoff.reset()
         self._start_task_consumer()
         self._cb.on_ready()
 
@@ -274,6 +241,30 @@ class AmqpAgent:
 
         ch.basic_qos(prefetch_count=self._prefetch, callback=consume)
 
+    def _on_consumer_cancelled(self, frame) -> None:
+        """The broker cancelled a consumer: its queue was deleted, or moved to another node.
+
+        Declare the queue again (an empty one, if it was deleted) and go on
+        consuming; the channel and everything unacked on it stay as they are.
+        """
+        tag = frame.method.consumer_tag
+        if tag == self._task_consumer:
+            self._task_consumer = None
+            kind, restart = "tasks", self._start_task_consumer
+        elif tag == self._command_consumer:
+            self._command_consumer = None
+            kind, restart = "commands", self._consume_commands
+        else:
+            return
+        queue = self._queues()[kind]
+        log.warning("the broker cancelled our consumer of %s (deleted or moved); declaring it again", queue[0])
+
+        def resume() -> None:
+            self._step = "consuming"
+            restart()
+
+        self._run_steps(iter(self._queue_steps(*queue)), resume)
+
     # --- consuming ---------------------------------------------------------------
 
     def _on_task_message(self, _ch, method, properties, body) -> None:
@@ -283,16 +274,19 @@ class AmqpAgent:
     def _on_command_message(self, _ch, method, properties, body) -> None:
         self._cb.on_command(Delivery(method.delivery_tag, self.epoch, method.redelivered, properties, body))
 
+    def _usable(self, delivery: Delivery) -> bool:
+        return delivery.epoch == self.epoch and self._channel is not None and self._channel.is_open
+
     def ack(self, delivery: Delivery) -> bool:
         """Acknowledge; False if the delivery's channel is gone (the broker will redeliver it)."""
-        if delivery.epoch != self.epoch or self._channel is None or not self._channel.is_open:
+        if not self._usable(delivery):
             return False
         self._channel.basic_ack(delivery.tag)
         self.counts["acks"] += 1
         return True
 
     def reject(self, delivery: Delivery, requeue: bool) -> None:
-        if delivery.epoch == self.epoch and self._channel is not None and self._channel.is_open:
+        if self._usable(delivery):
             self._channel.basic_reject(delivery.tag, requeue=requeue)
 
     def set_prefetch(self, count: int) -> None:
@@ -323,20 +317,14 @@ class AmqpAgent:
             return False
         self._channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
         self.counts["published"] += 1
-        self._publish_seq += 1
-        if on_confirm is not None:
-            self._pending[self._publish_seq] = on_confirm
+        self._confirms.published(on_confirm)
         return True
 
     def _on_confirm(self, frame) -> None:
-        method = frame.method
-        ok = isinstance(method, pika.spec.Basic.Ack)
-        if method.multiple:
-            done = list(itertools.takewhile(lambda seq: seq <= method.delivery_tag, self._pending))
-        else:
-            done = [method.delivery_tag] if method.delivery_tag in self._pending else []
-        for seq in done:
-            self._pending.pop(seq)(ok)
+        ok, callbacks = self._confirms.confirmed(frame)
+        for callback in callbacks:
+            if callback is not None:
+                callback(ok)
 
     def _on_return(self, _channel, method, properties, _body) -> None:
         self._cb.on_returned(properties.message_id or "", method.reply_text)
@@ -344,9 +332,10 @@ class AmqpAgent:
     def _lost_channel_state(self) -> None:
         self.ready = False
         self._task_consumer = None
-        pending, self._pending = self._pending, {}
-        for callback in pending.values():
-            callback(False)
+        self._command_consumer = None
+        for callback in self._confirms.reset():
+            if callback is not None:
+                callback(False)
 
     # --- stopping ----------------------------------------------------------------
 

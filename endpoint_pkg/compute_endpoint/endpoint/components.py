@@ -8,30 +8,56 @@ crash the next ``start`` or ``stop`` can find and remove anything left behind.
 the daemon only finds the interchange and reports what it says.
 """
 
-import dataclasses
-import json
 import logging
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
+from typing import Protocol
 
 from ..config import Config
-from ..home import EndpointDir, read_json, write_json
-from ..interchange.interchange import InterchangeSettings
-from ..procs import describe_exit, is_ours, terminate
+from ..interchange.settings import InterchangeSettings
+from ..manager.settings import interchange_host
+from ..paths import EndpointDir, read_json, write_json
+from ..procs import describe_exit, is_ours, spawn, terminate
+from ..protocol import InterchangeStatus
 from ..providers.local import LocalBlocks
 
-log = logging.getLogger("compute_endpoint.endpoint.components")
+log = logging.getLogger(__name__)
 
 COMPONENT_MARKER = "compute_endpoint."
 QUICK_DEATH_SECONDS = 10.0
 
 
-def free_port(address: str = "127.0.0.1") -> int:
-    return free_ports(address)[0]
+class Components(Protocol):
+    """What the daemon drives: its interchange and managers, however they are run."""
+
+    @property
+    def owns_interchange(self) -> bool:
+        """The daemon tells the interchange to shut down when the endpoint stops."""
+
+    @property
+    def interchange_address(self) -> str: ...
+
+    @property
+    def interchange_restarts(self) -> int: ...
+
+    @property
+    def managers_replaced(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def supervise(self, outstanding: int) -> bool:
+        """Restart what died and scale managers; True if the interchange was restarted."""
+
+    def interchange_failure(self) -> str | None:
+        """Why the interchange is not running (its last words), or None while it runs."""
+
+    def observe(self, status: InterchangeStatus) -> None: ...
+
+    def pids(self) -> dict: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
 
 
 def free_ports(*addresses: str, avoid: tuple[int, ...] = ()) -> list[int]:
@@ -54,15 +80,12 @@ def free_ports(*addresses: str, avoid: tuple[int, ...] = ()) -> list[int]:
             sock.close()
 
 
-def unit_interchange_address(ep: EndpointDir) -> str:
-    """Where the interchange unit listens for its endpoint: a socket in their shared state directory."""
-    return f"ipc://{ep.state_dir / 'interchange.sock'}"
-
-
 class LocalComponents:
+    """The interchange and managers as children of the daemon."""
+
     owns_interchange = True
 
-    def __init__(self, ep: EndpointDir, config: Config, env: dict):
+    def __init__(self, ep: EndpointDir, config: Config, env: dict[str, str]):
         self.ep = ep
         self.config = config
         self.env = env
@@ -78,9 +101,7 @@ class LocalComponents:
         self._stderr_offset = 0
         self._quick_deaths = 0
         self._restart_at: float | None = None
-        manager_host = "127.0.0.1" if engine.address in ("0.0.0.0", "") else engine.address
-        self.blocks = LocalBlocks(engine, f"tcp://{manager_host}:{self.worker_port}", ep.log_dir, env, ep.name,
-                                  config.max_payload_bytes, config.log_level)
+        self.blocks = LocalBlocks(ep, config, f"tcp://{interchange_host(engine.address)}:{self.worker_port}", env)
 
     @property
     def interchange_address(self) -> str:
@@ -92,30 +113,19 @@ class LocalComponents:
         self.record()
 
     def _start_interchange(self) -> None:
-        engine = self.config.engine
-        settings = InterchangeSettings(
-            endpoint_address=self.interchange_address, worker_address=engine.address, worker_port=self.worker_port,
-            heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
-            max_retries=engine.max_retries_on_system_failure, parent_pid=os.getpid(),
-        )
-        cmd = [sys.executable, "-m", "compute_endpoint.interchange", "--settings",
-               json.dumps(dataclasses.asdict(settings)), "--log-file", str(self.ep.log_file("interchange")),
-               "--log-level", self.config.log_level]
-        self.ep.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.ep.log_dir / "interchange.stderr.log", "ab") as stderr:
-            self._stderr_offset = stderr.tell()
-            self.interchange = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.DEVNULL, stderr=stderr)
+        settings = InterchangeSettings.from_config(self.config, self.interchange_address, self.worker_port,
+                                                   parent_pid=os.getpid(), log_file=self.ep.log_file("interchange"))
+        self.interchange, self._stderr_offset = spawn(settings.command(), self.ep.stderr_log("interchange"), self.env)
         self._interchange_started = time.monotonic()
         log.info("started interchange (pid %d) on port %d, managers on %s:%d", self.interchange.pid,
-                 self.endpoint_port, engine.address, self.worker_port)
+                 self.endpoint_port, settings.worker_address, self.worker_port)
 
     def interchange_failure(self) -> str | None:
         """Why the interchange is not running (its last error line), or None while it runs."""
         if self.interchange is None or self.interchange.poll() is None:
             return None
         try:
-            with open(self.ep.log_dir / "interchange.stderr.log", "rb") as stderr:
+            with open(self.ep.stderr_log("interchange"), "rb") as stderr:
                 stderr.seek(self._stderr_offset)  # only what this run of it wrote
                 lines = stderr.read().decode(errors="replace").strip().splitlines()
         except OSError:
@@ -152,7 +162,7 @@ class LocalComponents:
     def managers_replaced(self) -> int:
         return self.blocks.replaced
 
-    def observe(self, status) -> None:
+    def observe(self, status: InterchangeStatus) -> None:
         """Nothing to learn from interchange reports: we started the processes ourselves."""
 
     def pids(self) -> dict:
@@ -166,13 +176,8 @@ class LocalComponents:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.blocks.stop(timeout)
-        if self.interchange and self.interchange.poll() is None:
-            self.interchange.send_signal(signal.SIGTERM)
-            try:
-                self.interchange.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.interchange.kill()
-                self.interchange.wait()
+        if self.interchange:
+            terminate([self.interchange], timeout)
         self.ep.components_file.unlink(missing_ok=True)
 
 
@@ -185,7 +190,7 @@ class UnitComponents:
 
     def __init__(self, ep: EndpointDir):
         self.ep = ep
-        self.interchange_address = unit_interchange_address(ep)
+        self.interchange_address = ep.interchange_socket
         self._pids: dict = {"interchange": None, "managers": []}
         self._incarnations: set[str] = set()
         self._host = socket.gethostname()
@@ -199,7 +204,7 @@ class UnitComponents:
     def interchange_failure(self) -> str | None:
         return None
 
-    def observe(self, status) -> None:
+    def observe(self, status: InterchangeStatus) -> None:
         if status.incarnation not in self._incarnations:
             if self._incarnations:
                 self.interchange_restarts += 1

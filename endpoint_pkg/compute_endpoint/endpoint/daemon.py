@@ -13,47 +13,44 @@ from collections.abc import Callable
 import pika
 from pika.adapters.select_connection import IOLoop
 
+from ..broker import connection_parameters
 from ..config import Config, load_config
 from ..credentials import Identity
 from ..errors import EndpointError
-from ..home import EndpointDir
+from ..paths import EndpointDir
 from ..protocol import (
-    Bundle,
     Command,
+    CommandAction,
     CommandReply,
+    ControlAction,
+    EndpointState,
+    ErrorKind,
     InterchangeStatus,
     ProtocolError,
     Result,
     ResultBatch,
     Task,
-    bundle_up,
-    group_message_id,
-    kind_of,
-    packed_group,
+    unbundle,
 )
-from ..protocol import messages as m
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_is_valid
+from ..protocol.codec import decode_header
 from ..readiness import Readiness, watchdog_interval
-from .amqp import AmqpAgent, Delivery, connection_parameters
-from .inflight import DeliveryGroup, InflightLedger, InflightTask
+from .amqp import AmqpAgent, Delivery
+from .components import Components
+from .inflight import DeliveryGroup, InflightLedger, InflightTask, Receipt
 from .interchange_link import InterchangeLink
+from .publisher import ResultOutbox
 from .reload import apply_reload
-from .status import StatusBuilder
+from .status import DaemonSnapshot, DaemonState, StatusBuilder
 
-log = logging.getLogger("compute_endpoint.endpoint")
+log = logging.getLogger(__name__)
 
 SUPERVISE_PERIOD = 1.0
-RESULT_CONTENT_TYPE = "application/x-compute-result"
-# Results returned together for one submitter travel as one message of at most:
-RESULT_BUNDLE_ITEMS = 64
-RESULT_BUNDLE_BYTES = 4 * 2**20
-RESULT_PUBLISHES_IN_FLIGHT = 1
-RESULT_LINGER = 0.002
 
 
 class EndpointDaemon:
     def __init__(self, ep: EndpointDir, config: Config, identity: Identity, endpoint_id: str, owner: str,
-                 readiness: Readiness, components, on_registered: Callable[[], None]):
+                 readiness: Readiness, components: Components, on_registered: Callable[[], None]):
         self.ep = ep
         self.config = config
         self.identity = identity
@@ -70,14 +67,11 @@ class EndpointDaemon:
         self.components = components
         self.link: InterchangeLink | None = None
         self.ledger = InflightLedger()
-        self._results_ready: list[InflightTask] = []
-        self._publish_scheduled = False
-        self._results_in_flight = 0
-        self._oldest_ready = 0.0
-        self.status = StatusBuilder(self)
+        self.outbox = ResultOutbox(self.agent, self.ioloop, self._backlog, self._on_results_confirmed)
+        self.status = StatusBuilder()
         self.ix_status: InterchangeStatus | None = None
         self.ix_managers: list[dict] = []
-        self.state = "starting"
+        self.state = DaemonState.STARTING
         self.exit_code = 0
         self.registered = False
         self.ever_ready = False
@@ -91,7 +85,7 @@ class EndpointDaemon:
         self.readiness.progress("starting the interchange and managers")
         self.components.start()
         self.link = InterchangeLink(self.ioloop, self.components.interchange_address, self._on_interchange)
-        self.link.send_control("hello")
+        self.link.send_control(ControlAction.HELLO)
         self.readiness.progress(f"connecting to the broker at {self.broker_where} as {self.identity.client_id!r}")
         self.agent.start()
         self._every(SUPERVISE_PERIOD, self._supervise)
@@ -107,7 +101,7 @@ class EndpointDaemon:
                 self.link.close()
         return self.exit_code
 
-    def _every(self, period, action: Callable[[], None]) -> None:
+    def _every(self, period: float | Callable[[], float], action: Callable[[], None]) -> None:
         """Run ``action`` periodically; ``period`` may be a callable, read afresh each time (reload)."""
         interval = period if callable(period) else (lambda: period)
 
@@ -144,10 +138,10 @@ class EndpointDaemon:
     # --- broker side (AgentCallbacks) -----------------------------------------
 
     def on_ready(self) -> None:
-        if self.state in ("starting", "reconnecting"):
-            self.state = "online"
+        if self.state in (DaemonState.STARTING, DaemonState.RECONNECTING):
+            self.state = DaemonState.ONLINE
         self.publish_status()
-        self._publish_results(self.ledger.awaiting_publish())
+        self.outbox.resume()
         if not self.registered:
             self.registered = True
             self.on_registered()
@@ -166,10 +160,8 @@ class EndpointDaemon:
 
     def on_lost(self, reason: str) -> None:
         log.warning("%s", reason)
-        if self.state == "online":
-            self.state = "reconnecting"
-        for entry in self.ledger.tasks.values():
-            entry.publishing = False
+        if self.state == DaemonState.ONLINE:
+            self.state = DaemonState.RECONNECTING
         if not self.ever_ready:
             self.readiness.progress(f"{reason}; retrying")
 
@@ -177,7 +169,7 @@ class EndpointDaemon:
         log.error("%s", message)
         self.readiness.failed(message)
         self.exit_code = 3
-        self.state = "stopping"
+        self.state = DaemonState.STOPPING
         self.agent.stop()
 
     def on_stopped(self) -> None:
@@ -190,7 +182,7 @@ class EndpointDaemon:
     def on_task(self, delivery: Delivery) -> None:
         body = delivery.body
         try:
-            items = Bundle.unpack(body).items() if kind_of(body) == Bundle.KIND else [body]
+            items = unbundle(body)
         except ProtocolError as exc:
             self._dead_letter(body, exc.reason, str(exc), DeliveryGroup(delivery, 1))
             return
@@ -211,7 +203,7 @@ class EndpointDaemon:
         if not reply_key_is_valid(task.reply_to):
             self._dead_letter(body, "bad-reply-to", f"reply_to {task.reply_to!r} is not a valid result key", group)
             return
-        if self.ledger.receive(task.task_id, body, task.reply_to, group) != "new":
+        if self.ledger.receive(task.task_id, body, task.reply_to, group) != Receipt.NEW:
             return
         refusal = self._refusal(task, len(body))
         if refusal:
@@ -222,12 +214,12 @@ class EndpointDaemon:
     def _refusal(self, task: Task, size: int) -> Result | None:
         limit = self.config.max_payload_bytes
         if size > limit:
-            return Result.failure(task.task_id, m.PAYLOAD_TOO_LARGE,
+            return Result.failure(task.task_id, ErrorKind.PAYLOAD_TOO_LARGE,
                                   f"the task is {size / 2**20:.1f} MiB, over the endpoint's limit of "
                                   f"{limit / 2**20:.1f} MiB (max_payload_bytes)", error_type="PayloadTooLarge")
         allowed = self.config.allowed_functions
         if allowed is not None and task.fn_hash not in allowed:
-            return Result.failure(task.task_id, "function_not_allowed",
+            return Result.failure(task.task_id, ErrorKind.FUNCTION_NOT_ALLOWED,
                                   f"function {task.fn_hash} is not in this endpoint's allowed_functions",
                                   error_type="FunctionNotAllowed")
         return None
@@ -235,7 +227,7 @@ class EndpointDaemon:
     def _complete_locally(self, entry: InflightTask, result: Result) -> None:
         result.finished_at = time.time()
         entry.result = result.pack()
-        self._publish_results([entry])
+        self.outbox.send_now([entry])
 
     def _dead_letter(self, body: bytes, reason: str, detail: str, group: DeliveryGroup) -> None:
         """Move an undecodable message (or bundle item) aside with the reason attached.
@@ -258,110 +250,61 @@ class EndpointDaemon:
         try:
             cmd = Command.unpack(delivery.body)
         except ProtocolError as exc:
-            log.error("ignored a malformed command: %s", exc)
+            self._refuse_command(delivery.body, exc)
             return
-        log.info("command %r received", cmd.action)
-        if cmd.action == "status":
-            self._reply(cmd, True, "ok", self.status.as_dict())
-        elif cmd.action == "shutdown":
-            self._reply(cmd, True, "shutting down")
+        log.info("command %r received", cmd.action.value)
+        if cmd.action == CommandAction.STATUS:
+            self._reply(cmd.command_id, cmd.reply_to, True, "ok", self.status.as_dict(self.snapshot()))
+        elif cmd.action == CommandAction.SHUTDOWN:
+            self._reply(cmd.command_id, cmd.reply_to, True, "shutting down")
             self.request_stop("shutdown command")
-        elif cmd.action == "drain":
-            self._reply(cmd, True, f"draining {len(self.ledger)} tasks")
+        elif cmd.action == CommandAction.DRAIN:
+            self._reply(cmd.command_id, cmd.reply_to, True, f"draining {len(self.ledger)} tasks")
             self.request_stop("drain command")
-        else:
-            self._reply(cmd, False, f"unknown command {cmd.action!r}; expected status, shutdown or drain")
 
-    def _reply(self, cmd: Command, ok: bool, message: str, data: dict | None = None) -> None:
-        if not reply_key_is_valid(cmd.reply_to):
+    def _refuse_command(self, body: bytes, exc: ProtocolError) -> None:
+        """Tell the sender of a malformed command why, when it says where to answer."""
+        log.error("refused a malformed command: %s", exc)
+        try:
+            header = decode_header(body)[1]
+        except ProtocolError:
             return
-        reply = CommandReply.of(cmd.command_id, ok, message, data)
-        props = pika.BasicProperties(message_id=cmd.command_id, correlation_id=cmd.command_id)
-        self.agent.publish(RESULT_EXCHANGE, cmd.reply_to, reply.pack(), props)
+        command_id, reply_to = header.get("command_id"), header.get("reply_to")
+        if isinstance(command_id, str) and isinstance(reply_to, str):
+            self._reply(command_id, reply_to, False, f"malformed command: {exc}")
+
+    def _reply(self, command_id: str, reply_to: str, ok: bool, message: str, data: dict | None = None) -> None:
+        if not reply_key_is_valid(reply_to):
+            return
+        reply = CommandReply.of(command_id, ok, message, data)
+        props = pika.BasicProperties(message_id=command_id, correlation_id=command_id)
+        self.agent.publish(RESULT_EXCHANGE, reply_to, reply.pack(), props)
 
     # --- results -------------------------------------------------------------
 
-    def _publish_results(self, entries: list[InflightTask]) -> None:
-        """Publish results, one message per submitter: a Bundle when several go to the same one."""
-        by_reply: dict[str, list[InflightTask]] = {}
+    def _backlog(self) -> bool:
+        """More tasks held than the workers can take at once: results may wait a moment for others."""
+        return len(self.ledger) > (self.ix_status.capacity if self.ix_status else 0)
+
+    def _on_results_confirmed(self, entries: list[InflightTask]) -> None:
         for entry in entries:
-            by_reply.setdefault(entry.reply_to, []).append(entry)
-        for reply_to, waiting in by_reply.items():
-            sizes = [len(g) for g in bundle_up([e.result for e in waiting], RESULT_BUNDLE_ITEMS, RESULT_BUNDLE_BYTES)]
-            for size in sizes:
-                chunk, waiting = waiting[:size], waiting[size:]
-                self._publish_chunk(reply_to, chunk)
-
-    def _publish_chunk(self, reply_to: str, chunk: list[InflightTask]) -> None:
-        props = pika.BasicProperties(message_id=group_message_id(chunk[0].task_id, len(chunk)), delivery_mode=2,
-                                     content_type=RESULT_CONTENT_TYPE)
-        task_ids = [entry.task_id for entry in chunk]
-        published = self.agent.publish(RESULT_EXCHANGE, reply_to, packed_group([e.result for e in chunk]), props,
-                                       on_confirm=lambda ok: self._on_results_confirmed(task_ids, ok))
-        if published:
-            self._results_in_flight += 1
-        for entry in chunk:
-            entry.publishing = published
-
-    def _on_results_confirmed(self, task_ids: list[str], ok: bool) -> None:
-        self._results_in_flight -= 1
-        if self._results_ready and not self._publish_scheduled:
-            self._publish_scheduled = True
-            self.ioloop.call_later(0, self._publish_ready)
-        if not ok:
-            for task_id in task_ids:
-                entry = self.ledger.get(task_id)
-                if entry is not None:
-                    entry.publishing = False
-            if self.agent.ready:  # nacked by the broker: try again shortly
-                self.ioloop.call_later(1.0, self._retry_publish)
-            return
-        for task_id in task_ids:
-            for group in self.ledger.finish(task_id):
+            for group in self.ledger.finish(entry.task_id):
                 self.agent.ack(group.delivery)
-        if self.state == "stopping":
+        if self.state == DaemonState.STOPPING:
             self._maybe_finish_stop()
-
-    def _publish_ready(self) -> None:
-        """Publish the results waiting, in as few messages as the moment allows.
-
-        The broker's cost is per message, so under load results are gathered into
-        bundles: they wait while a publish awaits its confirm, and, when more tasks
-        are held than the workers can run at once (a backlog), for up to
-        RESULT_LINGER seconds or until a bundle is full. Without a backlog a result
-        goes out at once, so interactive round trips pay nothing for this.
-        """
-        self._publish_scheduled = False
-        waiting = self._results_ready
-        if not waiting or self._results_in_flight >= RESULT_PUBLISHES_IN_FLIGHT:
-            return
-        capacity = self.ix_status.capacity if self.ix_status else 0
-        if len(waiting) < RESULT_BUNDLE_ITEMS and len(self.ledger) > capacity:
-            lingered = time.monotonic() - self._oldest_ready
-            if lingered < RESULT_LINGER:
-                self._publish_scheduled = True
-                self.ioloop.call_later(RESULT_LINGER - lingered, self._publish_ready)
-                return
-        self._results_ready = []
-        self._publish_results(waiting)
-
-    def _retry_publish(self) -> None:
-        self._publish_results(self.ledger.awaiting_publish())
 
     # --- interchange side ----------------------------------------------------
 
     def _on_interchange(self, msg, frames: list[bytes]) -> None:
         if isinstance(msg, ResultBatch):
+            arrived = []
             for data in frames:
                 entry = self.ledger.get(Result.peek(data).task_id)
                 if entry is None or entry.result is not None:
                     continue  # a duplicate of a result we already have
                 entry.result = data
-                if not self._results_ready:
-                    self._oldest_ready = time.monotonic()
-                self._results_ready.append(entry)
-            if not self._publish_scheduled:
-                self._publish_ready()
+                arrived.append(entry)
+            self.outbox.add(arrived)
         elif isinstance(msg, InterchangeStatus):
             previous, self.ix_status = self.ix_status, msg
             self.ix_managers = msg.managers  # decoded once here, not on every status request
@@ -380,7 +323,7 @@ class EndpointDaemon:
     # --- periodic work -------------------------------------------------------
 
     def _supervise(self) -> None:
-        if self.state == "stopping":
+        if self.state == DaemonState.STOPPING:
             self._maybe_finish_stop()
             return
         failure = self.components.interchange_failure()
@@ -390,10 +333,12 @@ class EndpointDaemon:
         if self.components.supervise(len(self.ledger)):
             self.ix_status = None  # the next status carries the new incarnation
             self._resend_to_new_interchange()
-        self.link.send_control("hello")
+        # A ROUTER learns a DEALER's identity only from a message: a restarted
+        # interchange cannot send us anything until we say something.
+        self.link.send_control(ControlAction.HELLO)
 
     def _heartbeat(self) -> None:
-        if self.state == "stopping":
+        if self.state == DaemonState.STOPPING:
             return
         self.publish_status()
         if self.config.idle_heartbeats_soft:
@@ -401,19 +346,28 @@ class EndpointDaemon:
             if self.idle_heartbeats >= self.config.idle_heartbeats_soft:
                 self.request_stop(f"idle for {self.idle_heartbeats} heartbeats")
 
-    def publish_status(self, state: str | None = None) -> None:
-        report = self.status.report(state)
+    def snapshot(self) -> DaemonSnapshot:
+        return DaemonSnapshot(
+            name=self.ep.name, names=self.names, config=self.config, state=self.state, interchange=self.ix_status,
+            managers=self.ix_managers, tasks_outstanding=len(self.ledger), tasks_completed=self.ledger.completed,
+            broker_connected=self.agent.ready, broker_messages=self.agent.counts, pids=self.components.pids(),
+            interchange_restarts=self.components.interchange_restarts,
+            managers_replaced=self.components.managers_replaced,
+        )
+
+    def publish_status(self, state: EndpointState | None = None) -> None:
+        report = self.status.report(self.snapshot(), state)
         props = pika.BasicProperties(delivery_mode=2, timestamp=int(time.time()))
         self.agent.publish(TASK_EXCHANGE, self.names.status_key, report.pack(), props)
 
     # --- stopping ------------------------------------------------------------
 
     def request_stop(self, reason: str) -> None:
-        if self.state == "stopping":
+        if self.state == DaemonState.STOPPING:
             return
         log.info("stopping (%s); %d tasks in flight", reason, len(self.ledger))
         self.readiness.stopping(f"stopping: {reason}")
-        self.state = "stopping"
+        self.state = DaemonState.STOPPING
         self._stop_deadline = time.monotonic() + self.config.stop_timeout
         self.agent.pause_tasks()
         self._maybe_finish_stop()
@@ -427,9 +381,9 @@ class EndpointDaemon:
         if pending:
             log.warning("%d tasks still in flight at stop; the broker returns them to the queue", pending)
         self._stop_deadline = None
-        self.publish_status("offline")
+        self.publish_status(EndpointState.OFFLINE)
         if self.components.owns_interchange:
-            self.link.send_control("shutdown")
+            self.link.send_control(ControlAction.SHUTDOWN)
         # Give the offline report a moment to be confirmed before closing.
         self.ioloop.call_later(0.2, self.agent.stop)
 

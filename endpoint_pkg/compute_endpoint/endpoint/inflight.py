@@ -14,6 +14,7 @@ recognised from a bounded memory of finished task ids and count as done.
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .amqp import Delivery
 
@@ -21,6 +22,14 @@ from .amqp import Delivery
 # deliveries unacked at that moment (at most a prefetch window, a few hundred).
 # Ten thousand ids cover that with a wide margin and cap memory at about 2 MiB.
 RECENTLY_FINISHED = 10_000
+
+
+class Receipt(StrEnum):
+    """What the ledger made of a task a delivery brought."""
+
+    NEW = "new"  # run it
+    DUPLICATE = "duplicate"  # held already: this delivery waits for the same result
+    FINISHED = "finished"  # finished moments ago: counted done for this delivery
 
 
 @dataclass(eq=False)
@@ -43,8 +52,7 @@ class InflightTask:
     reply_to: str
     received_at: float
     groups: list[DeliveryGroup] = field(default_factory=list)
-    result: bytes | None = None  # set once the interchange returned it
-    publishing: bool = False
+    result: bytes | None = None  # set once the interchange returned it (or the endpoint refused the task)
 
 
 class InflightLedger:
@@ -56,17 +64,17 @@ class InflightLedger:
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def receive(self, task_id: str, body: bytes, reply_to: str, group: DeliveryGroup) -> str:
-        """Record a task of a delivery: "new", "duplicate" (held already) or "finished" (counted done)."""
+    def receive(self, task_id: str, body: bytes, reply_to: str, group: DeliveryGroup) -> Receipt:
+        """Record a task of a delivery."""
         if task_id in self._finished:
             group.done_one()
-            return "finished"
+            return Receipt.FINISHED
         entry = self.tasks.get(task_id)
         if entry is not None:
             entry.groups.append(group)
-            return "duplicate"
+            return Receipt.DUPLICATE
         self.tasks[task_id] = InflightTask(task_id, body, reply_to, time.monotonic(), [group])
-        return "new"
+        return Receipt.NEW
 
     def get(self, task_id: str) -> InflightTask | None:
         return self.tasks.get(task_id)
@@ -84,6 +92,3 @@ class InflightLedger:
 
     def awaiting_result(self) -> list[InflightTask]:
         return [t for t in self.tasks.values() if t.result is None]
-
-    def awaiting_publish(self) -> list[InflightTask]:
-        return [t for t in self.tasks.values() if t.result is not None and not t.publishing]

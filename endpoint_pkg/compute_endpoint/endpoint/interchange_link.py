@@ -10,26 +10,24 @@ import logging
 from collections.abc import Callable
 
 import zmq
+from pika.adapters.select_connection import IOLoop
 
-from ..protocol import Control, TaskBatch, unpack_any
+from ..protocol import Control, ControlAction, Message, TaskBatch, unpack_any
 from ..protocol.codec import ProtocolError
+from ..zmq_sockets import make_socket
 
-log = logging.getLogger("compute_endpoint.endpoint.link")
+log = logging.getLogger(__name__)
 
 IDENTITY = b"endpoint"
 _DRAIN_BATCH = 2000
 
 
 class InterchangeLink:
-    def __init__(self, ioloop, address: str, on_message: Callable[[object, list[bytes]], None]):
+    def __init__(self, ioloop: IOLoop, address: str, on_message: Callable[[Message, list[bytes]], None]):
         self._ioloop = ioloop
         self._on_message = on_message
         self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, IDENTITY)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 0)
-        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock = make_socket(self.ctx, zmq.DEALER, IDENTITY)
         self.sock.connect(address)
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
@@ -43,8 +41,8 @@ class InterchangeLink:
             self._flush_scheduled = True
             self._ioloop.call_later(0, self.flush)
 
-    def send_control(self, action: str, **data) -> None:
-        self.sock.send(Control(action=action, data=data).pack())
+    def send_control(self, action: ControlAction) -> None:
+        self.sock.send(Control(action=action).pack())
         self.drain()
 
     def flush(self) -> None:

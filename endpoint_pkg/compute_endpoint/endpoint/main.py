@@ -1,67 +1,83 @@
 """Entry point of the endpoint daemon: ``python -m compute_endpoint.endpoint NAME``.
 
-`compute-endpoint start` runs this in the background and waits on
-``--ready-fd``; systemd runs it in the foreground as a Type=notify service.
+`compute-endpoint start` runs this in the background (``DaemonSettings.command()``)
+and waits on ``--ready-fd``; systemd runs it in the foreground as a Type=notify
+service.
 """
 
-import argparse
 import json
 import logging
 import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
-from ..config import load_config
+from ..cmdline import CommandLine, option
+from ..config import Config, load_config
 from ..credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
 from ..errors import EndpointError
-from ..home import EndpointHome
 from ..logs import setup_logging
+from ..paths import EndpointDir, EndpointHome
 from ..readiness import Readiness
-from .components import LocalComponents, UnitComponents
+from .components import Components, LocalComponents, UnitComponents
 from .daemon import EndpointDaemon
 from .lock import DaemonLock
 
-log = logging.getLogger("compute_endpoint.endpoint")
+log = logging.getLogger(__name__)
 
 
-def _read_identity(identity_stdin: bool, home, ep) -> Identity:
+@dataclass
+class DaemonSettings(CommandLine):
+    MODULE = "compute_endpoint.endpoint"
+    DESCRIPTION = "Run one endpoint."
+
+    name: str = option(help="the endpoint's name", positional=True)
+    ready_fd: int | None = option(None, help="report start-up progress on this pipe")
+    identity_stdin: bool = option(False, help="read the broker identity from stdin")
+    log_to_stderr: bool = option(False, help="log to stderr instead of the log file")
+    components: str = option("local", choices=("local", "units"),
+                             help="local: start the interchange and managers as children; units: they are systemd "
+                                  "units")
+
+
+def _read_identity(identity_stdin: bool, home: EndpointHome, ep: EndpointDir) -> Identity:
     if identity_stdin:
         data = json.loads(sys.stdin.readline() or "{}")
         return Identity(data["client_id"], data["secret"], data.get("source", "start command"))
     return resolve_identity(CredentialStore(ep.credentials_file, home.key_file), ep.name)
 
 
-def run(name: str, readiness: Readiness, components: str = "local", identity_stdin: bool = False,
-        log_to_stderr: bool = False) -> int:
+def run(settings: DaemonSettings, readiness: Readiness) -> int:
     """Run the daemon in the foreground until it is stopped; returns the exit code."""
     home = EndpointHome.resolve()
-    ep = home.existing(name)
+    ep = home.existing(settings.name)
     lock = DaemonLock(ep.lock_file)
     if not lock.acquire():
         raise EndpointError(f"endpoint {ep.name!r} is already running")
     try:
-        identity = _read_identity(identity_stdin, home, ep)
+        identity = _read_identity(settings.identity_stdin, home, ep)
         config = load_config(ep.config_file())
         ep.pid_file.write_text(f"{os.getpid()}\n")
-        setup_logging("endpoint", None if log_to_stderr else ep.log_file("endpoint"), config.log_level)
-        return _serve(ep, config, identity, readiness, components)
+        setup_logging(None if settings.log_to_stderr else ep.log_file("endpoint"), config.log_level)
+        return _serve(ep, config, identity, readiness, settings.components)
     finally:
         lock.release()
 
 
-def _serve(ep, config, identity: Identity, readiness: Readiness, components: str) -> int:
+def _serve(ep: EndpointDir, config: Config, identity: Identity, readiness: Readiness, components: str) -> int:
     info = ep.read_info()
     endpoint_id = info.get("endpoint_id") or str(uuid.uuid4())
     owner = info.get("owner") or identity.client_id
 
-    def on_registered():
+    def on_registered() -> None:
         if not info.get("endpoint_id"):
             ep.write_info({**info, "name": ep.name, "endpoint_id": endpoint_id, "owner": owner,
                            "registered_at": time.time()})
 
     log.info("starting endpoint %s (id %s, owner %s) as %s from %s", ep.name, endpoint_id, owner,
              identity.client_id, identity.source)
+    parts: Components
     if components == "units":
         parts = UnitComponents(ep)
     else:
@@ -78,18 +94,11 @@ def _serve(ep, config, identity: Identity, readiness: Readiness, components: str
     return code
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="compute-endpoint-daemon", description="Run one endpoint.")
-    parser.add_argument("name")
-    parser.add_argument("--ready-fd", type=int, default=None, help="report start-up progress on this pipe")
-    parser.add_argument("--identity-stdin", action="store_true", help="read the broker identity from stdin")
-    parser.add_argument("--log-to-stderr", action="store_true", help="log to stderr instead of the log file")
-    parser.add_argument("--components", choices=("local", "units"), default="local",
-                        help="local: start the interchange and managers as children; units: they are systemd units")
-    args = parser.parse_args(argv)
-    readiness = Readiness(args.ready_fd)
+def main(argv: list[str] | None = None) -> int:
+    settings = DaemonSettings.from_argv(argv)
+    readiness = Readiness(settings.ready_fd)
     try:
-        return run(args.name, readiness, args.components, args.identity_stdin, args.log_to_stderr)
+        return run(settings, readiness)
     except EndpointError as exc:
         readiness.failed(str(exc))
         print(f"Error: {exc}", file=sys.stderr)

@@ -3,22 +3,53 @@
 import os
 import socket
 import time
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .. import __version__
-from ..protocol import StatusReport
+from ..config import Config
+from ..protocol import EndpointState, InterchangeStatus, StatusReport
+from ..protocol.broker_names import EndpointNames
 
-_STATES = {"starting": "Starting", "online": "Running", "reconnecting": "Running", "stopping": "Stopping"}
+
+class DaemonState(StrEnum):
+    STARTING = "starting"  # not yet registered with the broker
+    ONLINE = "online"
+    RECONNECTING = "reconnecting"  # lost the broker; serving what it holds, trying again
+    STOPPING = "stopping"  # taking no new tasks; finishing those it holds
+
+
+_SHOWN_AS = {DaemonState.STARTING: "Starting", DaemonState.ONLINE: "Running", DaemonState.RECONNECTING: "Running",
+             DaemonState.STOPPING: "Stopping"}
+
+
+@dataclass
+class DaemonSnapshot:
+    """The daemon's state at one moment, as status reports and the status command need it."""
+
+    name: str
+    names: EndpointNames
+    config: Config
+    state: DaemonState
+    interchange: InterchangeStatus | None
+    managers: list[dict]
+    tasks_outstanding: int
+    tasks_completed: int
+    broker_connected: bool
+    broker_messages: dict[str, int]
+    pids: dict = field(default_factory=dict)
+    interchange_restarts: int = 0
+    managers_replaced: int = 0
 
 
 class StatusBuilder:
-    def __init__(self, daemon):
-        self.daemon = daemon
+    def __init__(self) -> None:
         self.started_at = time.time()
         self.hostname = socket.gethostname()
 
-    def _counts(self) -> dict:
-        ix = self.daemon.ix_status
-        managers = self.daemon.ix_managers
+    @staticmethod
+    def _counts(snap: DaemonSnapshot) -> dict:
+        ix, managers = snap.interchange, snap.managers
         return {
             "managers": len(managers),
             "workers": sum(mgr["workers"] for mgr in managers),
@@ -29,36 +60,37 @@ class StatusBuilder:
             "tasks_running": ix.running if ix else 0,
         }
 
-    def report(self, state: str | None = None) -> StatusReport:
-        d = self.daemon
-        counts = self._counts()
+    def report(self, snap: DaemonSnapshot, state: EndpointState | None = None) -> StatusReport:
+        counts = self._counts(snap)
+        if state is None:
+            state = EndpointState.DRAINING if snap.state == DaemonState.STOPPING else EndpointState.ONLINE
         return StatusReport(
-            endpoint_id=d.names.endpoint_id, name=d.ep.name, owner=d.names.owner,
-            state=state or ("draining" if d.state == "stopping" else "online"),
-            sent_at=time.time(), heartbeat_period=d.config.heartbeat_period,
-            display_name=d.config.display_name or d.ep.name, hostname=self.hostname, version=__version__,
+            endpoint_id=snap.names.endpoint_id, name=snap.name, owner=snap.names.owner, state=state,
+            sent_at=time.time(), heartbeat_period=snap.config.heartbeat_period,
+            display_name=snap.config.display_name or snap.name, hostname=self.hostname, version=__version__,
             managers=counts["managers"], workers=counts["workers"], idle_workers=counts["idle_workers"],
-            outstanding_tasks=len(d.ledger), tasks_completed=d.ledger.completed,
-            detail={"heartbeat_threshold": d.config.heartbeat_threshold},
+            outstanding_tasks=snap.tasks_outstanding, tasks_completed=snap.tasks_completed,
+            detail={"heartbeat_threshold": snap.config.heartbeat_threshold},
         )
 
-    def as_dict(self) -> dict:
-        d = self.daemon
-        pids = d.components.pids()
+    def as_dict(self, snap: DaemonSnapshot) -> dict:
+        pids = snap.pids
         return {
-            "name": d.ep.name,
-            "endpoint_id": d.names.endpoint_id,
-            "owner": d.names.owner,
-            "display_name": d.config.display_name or d.ep.name,
-            "state": _STATES.get(d.state, d.state),
-            "broker": {"url": d.config.broker.url, "connected": d.agent.ready, "messages": dict(d.agent.counts)},
-            "queues": d.names.as_dict(),
-            **self._counts(),
-            "tasks_outstanding": len(d.ledger),
-            "tasks_completed": d.ledger.completed,
-            "interchange_restarts": d.components.interchange_restarts,
-            "managers_replaced": d.components.managers_replaced,
-            "pids": {"endpoint": os.getpid(), "interchange": pids["interchange"], "managers": pids["managers"]},
+            "name": snap.name,
+            "endpoint_id": snap.names.endpoint_id,
+            "owner": snap.names.owner,
+            "display_name": snap.config.display_name or snap.name,
+            "state": _SHOWN_AS[snap.state],
+            "broker": {"url": snap.config.broker.url, "connected": snap.broker_connected,
+                       "messages": dict(snap.broker_messages)},
+            "queues": snap.names.as_dict(),
+            **self._counts(snap),
+            "tasks_outstanding": snap.tasks_outstanding,
+            "tasks_completed": snap.tasks_completed,
+            "interchange_restarts": snap.interchange_restarts,
+            "managers_replaced": snap.managers_replaced,
+            "pids": {"endpoint": os.getpid(), "interchange": pids.get("interchange"),
+                     "managers": pids.get("managers", [])},
             "started_at": self.started_at,
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "hostname": self.hostname,

@@ -11,12 +11,13 @@ import os
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 
 import zmq
 
 from ..protocol import (
     Control,
+    ControlAction,
+    ErrorKind,
     Heartbeat,
     InterchangeStatus,
     ManagerRegistration,
@@ -28,47 +29,27 @@ from ..protocol import (
     TaskBatch,
     unpack_any,
 )
-from ..protocol import messages as m
+from ..readiness import Readiness
+from ..zmq_sockets import make_socket
 from .manager_record import ManagerRecord
-from .scheduler import Lost, Scheduler
+from .scheduler import Completion, Lost, Scheduler
+from .settings import InterchangeSettings
 
-log = logging.getLogger("compute_endpoint.interchange")
+log = logging.getLogger(__name__)
 
 ENDPOINT_IDENTITY = b"endpoint"
-_RETRYABLE = {m.WORKER_DIED}
-
-
-@dataclass
-class InterchangeSettings:
-    endpoint_address: str  # ZeroMQ address for the endpoint daemon: tcp://127.0.0.1:PORT or ipc://PATH
-    worker_address: str = "127.0.0.1"
-    worker_port: int = 0  # 0: any free port (see Interchange.worker_port)
-    heartbeat_period: float = 5.0
-    heartbeat_threshold: float = 20.0
-    max_retries: int = 1
-    parent_pid: int = 0
-    status_interval: float = 1.0
-
-
-def _router(ctx: zmq.Context) -> zmq.Socket:
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # tell us when a peer is gone instead of dropping silently
-    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a peer that reconnects takes over its identity
-    return sock
+_RETRYABLE = {ErrorKind.WORKER_DIED}
 
 
 class Interchange:
-    def __init__(self, settings: InterchangeSettings, readiness=None):
+    def __init__(self, settings: InterchangeSettings, readiness: Readiness | None = None):
         self.settings = settings
         self.readiness = readiness
         self.incarnation = uuid.uuid4().hex[:12]
         self.ctx = zmq.Context()
-        self.endpoint_sock = _router(self.ctx)
+        self.endpoint_sock = make_socket(self.ctx, zmq.ROUTER)
         self.endpoint_sock.bind(settings.endpoint_address)
-        self.manager_sock = _router(self.ctx)
+        self.manager_sock = make_socket(self.ctx, zmq.ROUTER)
         port = settings.worker_port or "*"
         self.manager_sock.bind(f"tcp://{settings.worker_address}:{port}")
         self.worker_port = int(self.manager_sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
@@ -76,6 +57,7 @@ class Interchange:
         self.to_endpoint: deque[list[bytes]] = deque()
         self.running = True
         self.status_dirty = True
+        self._asked_to_register: dict[bytes, float] = {}
         self._next_heartbeat = 0.0
         self._last_status = 0.0
 
@@ -126,16 +108,12 @@ class Interchange:
         self._flush_to_endpoint()
 
     def _endpoint_control(self, msg: Control) -> None:
-        if msg.action == "hello":
+        if msg.action == ControlAction.HELLO:
             self.status_dirty = True
-        elif msg.action == "shutdown":
+        elif msg.action == ControlAction.SHUTDOWN:
             log.info("shutdown requested by the endpoint; stopping %d managers", len(self.scheduler.managers))
-            self._broadcast(Control(action="shutdown").pack())
+            self._broadcast(Control(action=ControlAction.SHUTDOWN).pack())
             self.running = False
-        elif msg.action == "drain":
-            self._broadcast(Control(action="drain").pack())
-            for manager_id in self.scheduler.managers:
-                self.scheduler.set_draining(manager_id)
 
     def _send_endpoint(self, frames: list[bytes]) -> None:
         self.to_endpoint.append(frames)
@@ -166,27 +144,36 @@ class Interchange:
             self._manager_control(manager_id, msg)
         elif isinstance(msg, Heartbeat):
             if record is None:
-                self._send_manager(identity, Control(action="register").pack())
+                self._ask_to_register(identity)
                 return
             record.idle_workers = msg.idle_workers
             requeued = self.scheduler.reconcile(manager_id, msg.known_tasks, msg.last_batch)
             if requeued:
                 log.warning("manager %s never received %d tasks; requeued them", manager_id, requeued)
 
+    def _ask_to_register(self, identity: bytes) -> None:
+        """Once per heartbeat period: after a partition heals, a burst of buffered heartbeats arrives at once."""
+        now = time.monotonic()
+        if now - self._asked_to_register.get(identity, -1e9) < self.settings.heartbeat_period:
+            return
+        self._asked_to_register[identity] = now
+        self._send_manager(identity, Control(action=ControlAction.REGISTER).pack())
+
     def _manager_control(self, manager_id: str, msg: Control) -> None:
-        if msg.action == "draining":
+        if msg.action == ControlAction.DRAINING:
             log.info("manager %s is draining; sending it no more tasks", manager_id)
             self.scheduler.set_draining(manager_id)
-        elif msg.action == "bye":
+        elif msg.action == ControlAction.BYE:
             log.info("manager %s left", manager_id)
             self._fail_lost(self.scheduler.remove_manager(manager_id, f"the manager ({manager_id}) left"))
         self.status_dirty = True
 
     def _register(self, identity: bytes, msg: ManagerRegistration) -> None:
+        self._asked_to_register.pop(identity, None)
         record = ManagerRecord(
             manager_id=msg.manager_id, hostname=msg.hostname, pid=msg.pid, workers=msg.workers,
             prefetch=msg.prefetch, container_types=tuple(msg.container_types), version=msg.version,
-            batch_seq=msg.last_batch,
+            incarnation=msg.incarnation, batch_seq=msg.last_batch,
         )
         lost = self.scheduler.add_manager(record, msg.known_tasks)
         log.info("manager %s registered from %s (pid %d, %d workers, holding %d tasks)", msg.manager_id,
@@ -201,7 +188,7 @@ class Interchange:
             result = Result.peek(data)
             acked.append(result.task_id)
             action = self.scheduler.complete(result.task_id, result.error_kind in _RETRYABLE)
-            if action == "retry":
+            if action == Completion.RETRY:
                 log.warning("task %s: %s; retrying", result.task_id, result.error_message)
                 continue
             if result.error_kind in _RETRYABLE:
@@ -271,10 +258,9 @@ class Interchange:
         frames = [ResultBatch(sender="interchange").pack()]
         for item in lost:
             attempts = item.entry.attempts
-            frames.append(Result.failure(
-                item.entry.task_id, m.MANAGER_LOST, f"{item.reason}; tried {attempts} time{'s' * (attempts > 1)}",
-                error_type="ManagerLost", attempts=attempts, finished_at=time.time(),
-            ).pack())
+            message = f"{item.reason}; tried {attempts} time{'s' * (attempts > 1)}"
+            frames.append(Result.failure(item.entry.task_id, ErrorKind.MANAGER_LOST, message, error_type="ManagerLost",
+                                         attempts=attempts, finished_at=time.time()).pack())
         self._send_endpoint(frames)
 
     def _send_status(self) -> None:

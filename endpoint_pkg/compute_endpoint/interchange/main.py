@@ -1,21 +1,30 @@
-"""Entry point of the interchange process: ``python -m compute_endpoint.interchange``."""
+"""Entry point of the interchange process: ``python -m compute_endpoint.interchange``.
 
-import argparse
-import dataclasses
-import json
+Started by the endpoint daemon with flags (``InterchangeSettings.command()``),
+or as the ``compute-interchange@NAME`` unit from the endpoint's directory
+(``serve_endpoint``).
+"""
+
+import logging
+import os
 import signal
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
+from ..config import Config
 from ..logs import setup_logging
+from ..paths import EndpointDir, read_json, write_json
 from ..procs import die_with_parent
 from ..readiness import Readiness
-from .interchange import Interchange, InterchangeSettings
+from .interchange import Interchange
+from .settings import InterchangeSettings
+
+log = logging.getLogger(__name__)
 
 
-def run(settings: InterchangeSettings, log_file: Path | None, log_level: str, on_ready=None) -> int:
+def run(settings: InterchangeSettings, on_ready: Callable[[Interchange], None] | None = None) -> int:
     """Run in the foreground until SIGTERM; ``on_ready(interchange)`` once its sockets are bound."""
-    log = setup_logging("interchange", log_file, log_level)
+    setup_logging(settings.log_file, settings.log_level)
     if settings.parent_pid:
         die_with_parent(settings.parent_pid, signal.SIGTERM)
     readiness = Readiness()
@@ -27,7 +36,7 @@ def run(settings: InterchangeSettings, log_file: Path | None, log_level: str, on
         readiness.failed(f"cannot start: {exc}")
         return 1
 
-    def stop(signum, frame):
+    def stop(_signum, _frame):
         interchange.running = False
 
     signal.signal(signal.SIGTERM, stop)
@@ -39,17 +48,32 @@ def run(settings: InterchangeSettings, log_file: Path | None, log_level: str, on
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="compute-endpoint-interchange",
-                                     description="Route tasks from an endpoint to its managers.")
-    parser.add_argument("--settings", required=True, help="InterchangeSettings as JSON")
-    parser.add_argument("--log-file", type=Path, default=None, help="default: stderr")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    known = {f.name for f in dataclasses.fields(InterchangeSettings)}
-    raw = json.loads(args.settings)
-    settings = InterchangeSettings(**{k: v for k, v in raw.items() if k in known})
-    return run(settings, args.log_file, args.log_level)
+def serve_endpoint(ep: EndpointDir, config: Config) -> int:
+    """Run as the endpoint's ``compute-interchange@`` unit: the daemon finds it through the state directory.
+
+    It listens for its endpoint on a socket there, and records its manager port
+    in a file there, which managers on the same host read when the config fixes
+    no ``engine.worker_port`` (managers on other hosts need that port in their
+    config). The port is kept across restarts, so managers find it again.
+    """
+    port = config.engine.worker_port or (read_json(ep.interchange_record) or {}).get("worker_port") or 0
+
+    def record(interchange: Interchange) -> None:
+        write_json(ep.interchange_record, {"pid": os.getpid(), "worker_address": config.engine.address,
+                                           "worker_port": interchange.worker_port})
+
+    def settings(worker_port: int) -> InterchangeSettings:
+        return InterchangeSettings.from_config(config, ep.interchange_socket, worker_port)
+
+    code = run(settings(port), record)
+    if code and port and not config.engine.worker_port:
+        # The remembered port was taken meanwhile; any free one will do for local managers.
+        code = run(settings(0), record)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(InterchangeSettings.from_argv(argv))
 
 
 if __name__ == "__main__":

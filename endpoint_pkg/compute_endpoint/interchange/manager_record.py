@@ -13,6 +13,7 @@ class ManagerRecord:
     prefetch: int = 0
     container_types: tuple = ("RAW",)
     version: str = ""
+    incarnation: str = ""  # which process of this manager id registered (see ManagerRegistration)
     registered_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     idle_workers: int = 0

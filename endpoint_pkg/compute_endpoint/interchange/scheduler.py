@@ -16,8 +16,17 @@ scan the whole manager table.
 
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .manager_record import ManagerRecord
+
+
+class Completion(StrEnum):
+    """What to do with a result the scheduler was told of."""
+
+    FORWARD = "forward"  # send it on to the endpoint: the task is done
+    RETRY = "retry"  # a worker died and retries remain: the task was queued again
+    UNKNOWN = "unknown"  # not a task we hold (a duplicate): send it on; the endpoint drops duplicates
 
 
 @dataclass
@@ -66,8 +75,8 @@ class Scheduler:
     def running(self) -> int:
         return sum(len(r.tasks) for r in self.managers.values())
 
-    def complete(self, task_id: str, system_failure: bool) -> str:
-        """Record a result. Returns "forward", "retry" (requeued) or "unknown".
+    def complete(self, task_id: str, system_failure: bool) -> Completion:
+        """Record a result, and say what becomes of it.
 
         A result can arrive for a task that is queued, not assigned: after an
         interchange restart the endpoint resends a task that a manager, not yet
@@ -75,25 +84,39 @@ class Scheduler:
         """
         entry = self.tasks.get(task_id)
         if entry is None:
-            return "unknown"
+            return Completion.UNKNOWN
         was_assigned = entry.manager is not None
         self._unassign(entry)
         if system_failure and entry.attempts <= self.max_retries and entry.data is not None:
             if was_assigned:
                 self._requeue(entry, front=True)
-            return "retry"
+            return Completion.RETRY
         if not was_assigned:
             self._dequeue(entry)
         del self.tasks[task_id]
-        return "forward"
+        return Completion.FORWARD
 
     # --- managers ------------------------------------------------------------
 
     def add_manager(self, record: ManagerRecord, known_tasks: list[str]) -> list[Lost]:
-        """Register (or re-register) a manager, adopting the tasks it says it holds."""
+        """Register (or re-register) a manager, adopting the tasks it says it holds.
+
+        ``record.batch_seq`` is the newest batch the manager had received when it
+        registered. A registration from the process already known (the same
+        incarnation: the link healed, or it was asked to register again) loses
+        nothing: batches sent after that one are still on their way. A new
+        process under the same id (a restarted manager) has lost whatever it
+        does not declare, and each such task counts as an attempt.
+        """
         lost: list[Lost] = []
         old = self.managers.get(record.manager_id)
-        if old is not None:
+        if old is not None and old.incarnation and old.incarnation == record.incarnation:
+            seen = record.batch_seq
+            record.tasks = dict(old.tasks)
+            record.batch_seq = max(old.batch_seq, seen)
+            self.managers[record.manager_id] = record
+            self.reconcile(record.manager_id, known_tasks, seen)
+        elif old is not None:
             held = set(known_tasks)
             forgotten = [tid for tid in old.tasks if tid not in held]
             lost = self._fail_or_requeue(old, forgotten, "the manager restarted while running it")

@@ -1,38 +1,33 @@
-"""Entry point of a manager process: ``python -m compute_endpoint.manager``."""
+"""Entry point of a manager process: ``python -m compute_endpoint.manager``.
 
-import argparse
+Started with flags (``ManagerSettings.command()``) by whatever provides
+managers, or as the ``compute-manager@NAME`` unit from the endpoint's
+directory (``serve_endpoint``).
+"""
+
+import logging
 import os
 import signal
+import socket
 import sys
-from pathlib import Path
 
+from ..config import Config
+from ..errors import EndpointError
 from ..logs import setup_logging
+from ..paths import EndpointDir, read_json
 from ..procs import die_with_parent
 from ..readiness import Readiness
-from .manager import Manager, ManagerSettings, install_signal_handlers
+from .manager import Manager, install_signal_handlers
+from .settings import ManagerSettings, interchange_host
+
+log = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="compute-endpoint-manager",
-                                     description="Run a pool of workers for an interchange.")
-    parser.add_argument("--interchange", required=True, help="interchange address, e.g. tcp://10.0.0.1:54000")
-    parser.add_argument("--workers", type=int, required=True, help="worker processes to run")
-    parser.add_argument("--manager-id", default="", help="stable identity (default: host-pid-random)")
-    parser.add_argument("--prefetch", type=int, default=0, help="tasks to queue beyond the workers")
-    parser.add_argument("--heartbeat-period", type=float, default=5.0)
-    parser.add_argument("--heartbeat-threshold", type=float, default=20.0)
-    parser.add_argument("--walltime", type=float, default=None, help="default per-task walltime in seconds")
-    parser.add_argument("--max-result-bytes", type=int, default=10 * 2**20)
-    parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process dies")
-    parser.add_argument("--log-file", type=Path, default=None, help="default: stderr")
-    parser.add_argument("--log-level", default="INFO")
-    return parser
-
-
-def run(settings: ManagerSettings, log_file: Path | None, log_level: str, worker_env: dict | None = None) -> int:
-    log = setup_logging("manager", log_file, log_level)
+def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> int:
+    setup_logging(settings.log_file, settings.log_level)
     if settings.parent_pid:
         die_with_parent(settings.parent_pid, signal.SIGTERM)
+    log_file = settings.log_file
     worker_output = open(log_file, "ab", buffering=0) if log_file else None  # noqa: SIM115 - lives as long as we do
     manager = Manager(settings, worker_env or dict(os.environ), worker_output, Readiness())
     install_signal_handlers(manager)
@@ -45,14 +40,21 @@ def run(settings: ManagerSettings, log_file: Path | None, log_level: str, worker
     return 0
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = ManagerSettings(
-        interchange=args.interchange, workers=args.workers, manager_id=args.manager_id, prefetch=args.prefetch,
-        heartbeat_period=args.heartbeat_period, heartbeat_threshold=args.heartbeat_threshold,
-        walltime=args.walltime, max_result_bytes=args.max_result_bytes, parent_pid=args.parent_pid,
-    )
-    return run(settings, args.log_file, args.log_level)
+def serve_endpoint(ep: EndpointDir, config: Config) -> int:
+    """Run as the endpoint's ``compute-manager@`` unit, for the interchange its config names."""
+    engine = config.engine
+    port = engine.worker_port or (read_json(ep.interchange_record) or {}).get("worker_port")
+    if not port:
+        raise EndpointError(f"no interchange port for endpoint {ep.name!r}: set engine.worker_port in its config "
+                            "(required for managers on other hosts), or start compute-interchange@"
+                            f"{ep.name} on this host first")
+    interchange = f"tcp://{interchange_host(engine.address)}:{port}"
+    settings = ManagerSettings.from_config(config, interchange, f"{socket.gethostname()}.{ep.name}")
+    return run(settings, {**os.environ, **config.engine.worker_environment()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(ManagerSettings.from_argv(argv))
 
 
 if __name__ == "__main__":

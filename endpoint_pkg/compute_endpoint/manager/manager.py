@@ -18,55 +18,49 @@ import socket
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from typing import BinaryIO
 
 import zmq
 
 from .. import __version__
-from ..protocol import Control, Heartbeat, ManagerRegistration, ResultAck, Task, TaskBatch, unpack_any
-from ..protocol.messages import ResultBatch
+from ..protocol import (
+    Control,
+    ControlAction,
+    Heartbeat,
+    ManagerRegistration,
+    Message,
+    ProtocolError,
+    ResultAck,
+    ResultBatch,
+    Task,
+    TaskBatch,
+    unpack_any,
+)
+from ..readiness import Readiness
+from ..zmq_sockets import make_socket
+from .settings import ManagerSettings
 from .worker_pool import WorkerPool
 
-log = logging.getLogger("compute_endpoint.manager")
+log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds between timer checks (walltimes, heartbeats, watchdog)
 
 
-@dataclass
-class ManagerSettings:
-    interchange: str
-    workers: int
-    manager_id: str = ""
-    prefetch: int = 0
-    heartbeat_period: float = 5.0
-    heartbeat_threshold: float = 20.0
-    walltime: float | None = None
-    max_result_bytes: int = 10 * 2**20
-    parent_pid: int = 0
-
-    def __post_init__(self):
-        if not self.manager_id:
-            self.manager_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
 class Manager:
-    def __init__(self, settings: ManagerSettings, worker_env: dict | None = None, worker_output=None,
-                 readiness=None):
+    def __init__(self, settings: ManagerSettings, worker_env: dict[str, str] | None = None,
+                 worker_output: BinaryIO | None = None, readiness: Readiness | None = None):
         self.settings = settings
         self.readiness = readiness
         self.id = settings.manager_id
         self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, self.id.encode())
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 0)
-        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock = make_socket(self.ctx, zmq.DEALER, self.id.encode())
         self.pool = WorkerPool(settings.workers, self.id, settings.max_result_bytes, worker_env, worker_output)
         self.pending: deque[tuple[str, bytes, float | None]] = deque()
         self.known: set[str] = set()
         self.unacked: dict[str, tuple[bytes, float]] = {}
         self.last_batch = 0
-        self.incarnation: str | None = None
+        self.incarnation = uuid.uuid4().hex[:12]  # this process, as the interchange tells it apart
+        self.interchange_incarnation: str | None = None
         self.last_contact = time.monotonic()
         self.contact_lost_logged = False
         self.running = True
@@ -106,7 +100,7 @@ class Manager:
                 self._start_draining()
             if self.draining and not self.known:
                 log.info("drained; exiting")
-                self.sock.send(Control(action="bye").pack())
+                self.sock.send(Control(action=ControlAction.BYE).pack())
                 self.running = False
         self.shutdown()
 
@@ -114,7 +108,7 @@ class Manager:
         """Take no more tasks, finish the ones held, then leave (stop or SIGTERM)."""
         log.info("draining: finishing %d tasks, accepting no more", len(self.known))
         self.draining = True
-        self.sock.send(Control(action="draining").pack())
+        self.sock.send(Control(action=ControlAction.DRAINING).pack())
 
     def shutdown(self) -> None:
         self.pool.stop()
@@ -136,7 +130,7 @@ class Manager:
 
     def register(self) -> None:
         msg = ManagerRegistration(
-            manager_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+            manager_id=self.id, hostname=socket.gethostname(), pid=os.getpid(), incarnation=self.incarnation,
             workers=self.settings.workers, prefetch=self.settings.prefetch,
             known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
         )
@@ -153,9 +147,12 @@ class Manager:
             if self.contact_lost_logged:
                 log.info("interchange reachable again")
                 self.contact_lost_logged = False
-            self._handle(unpack_any(frames[0]), frames[1:])
+            try:
+                self._handle(unpack_any(frames[0]), frames[1:])
+            except ProtocolError as exc:
+                log.error("dropped a malformed message from the interchange: %s", exc)
 
-    def _handle(self, msg, extra_frames) -> None:
+    def _handle(self, msg: Message, extra_frames: list[bytes]) -> None:
         if isinstance(msg, TaskBatch):
             self.last_batch = max(self.last_batch, msg.seq)
             for frame in extra_frames:
@@ -165,25 +162,27 @@ class Manager:
                 if self.unacked.pop(task_id, None) is not None:
                     self.known.discard(task_id)
         elif isinstance(msg, Heartbeat):
-            if msg.incarnation != self.incarnation:
-                if self.incarnation is not None:
+            if msg.incarnation != self.interchange_incarnation:
+                if self.interchange_incarnation is not None:
                     log.warning("interchange restarted (incarnation %s); registering again", msg.incarnation)
                     self.register()
-                self.incarnation = msg.incarnation
+                self.interchange_incarnation = msg.incarnation
         elif isinstance(msg, Control):
             self._control(msg)
 
     def _control(self, msg: Control) -> None:
-        if msg.action == "register":
+        if msg.action == ControlAction.REGISTER:
             self.register()
-        elif msg.action == "shutdown":
+        elif msg.action == ControlAction.SHUTDOWN:
             log.info("shutdown requested by the interchange")
             self.running = False
-        elif msg.action == "drain":
-            self.drain_requested = True
 
     def _accept_task(self, frame: bytes) -> None:
-        task = Task.peek(frame)  # the header is enough: the frame goes to a worker as it is
+        try:
+            task = Task.peek(frame)  # the header is enough: the frame goes to a worker as it is
+        except ProtocolError as exc:
+            log.error("dropped a malformed task from the interchange: %s", exc)
+            return
         if task.task_id in self.known:
             return  # a resend of a task we already hold
         self.known.add(task.task_id)

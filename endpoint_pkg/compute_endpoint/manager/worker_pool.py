@@ -11,16 +11,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 
-from ..procs import describe_exit
-from ..protocol import Result
-from ..protocol import messages as m
-from ..protocol.pipe import FrameReader, write_frame
+from ..procs import describe_exit, terminate
+from ..protocol import ErrorKind, Result
+from ..protocol.worker_stream import FrameReader, write_frame
+from ..worker.settings import WorkerSettings
 
-log = logging.getLogger("compute_endpoint.manager.pool")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,11 +68,10 @@ class WorkerPool:
 
     def _spawn(self) -> WorkerHandle:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        cmd = [sys.executable, "-m", "compute_endpoint.worker", "--fd", str(theirs.fileno()),
-               "--parent-pid", str(os.getpid()), "--max-result-bytes", str(self.max_result_bytes),
-               "--manager-id", self.manager_id]
-        process = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=self.env, stdin=subprocess.DEVNULL,
-                                   stdout=self.stdout, stderr=self.stdout)
+        settings = WorkerSettings(fd=theirs.fileno(), parent_pid=os.getpid(),
+                                  max_result_bytes=self.max_result_bytes, manager_id=self.manager_id)
+        process = subprocess.Popen(settings.command(), pass_fds=(theirs.fileno(),), env=self.env,
+                                   stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stdout)
         theirs.close()
         handle = WorkerHandle(self._next_index, process, mine)
         self._next_index += 1
@@ -85,14 +83,7 @@ class WorkerPool:
     def stop(self, timeout: float = 2.0) -> None:
         for handle in self.workers.values():
             handle.sock.close()
-            _kill(handle.process, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for handle in self.workers.values():
-            try:
-                handle.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _kill(handle.process, signal.SIGKILL)
-                handle.process.wait()
+        terminate([handle.process for handle in self.workers.values()], timeout)
         self.workers.clear()
 
     # --- work ----------------------------------------------------------------
@@ -100,13 +91,7 @@ class WorkerPool:
     def idle(self) -> list[WorkerHandle]:
         return [w for w in self.workers.values() if w.task is None]
 
-    def busy_count(self) -> int:
-        return sum(1 for w in self.workers.values() if w.task is not None)
-
-    def running_task_ids(self) -> list[str]:
-        return [w.task.task_id for w in self.workers.values() if w.task is not None]
-
-    def assign(self, worker: WorkerHandle, task_id: str, task_bytes: bytes, walltime: float | None) -> bool:
+    def assign(self, worker: WorkerHandle, task_id: str, task_bytes: bytes, walltime: float | None) -> None:
         now = time.monotonic()
         worker.task = RunningTask(task_id, now, now + walltime if walltime else None, walltime)
         try:
@@ -115,7 +100,6 @@ class WorkerPool:
             # The worker is already dead; its end-of-stream will be read next and
             # the task reported through the usual worker-death path.
             log.warning("worker %d (pid %d) died before it received task %s", worker.index, worker.pid, task_id)
-        return True
 
     def on_readable(self, fd: int) -> list[tuple[str, bytes]]:
         """Read from one worker: (task id, packed result) pairs, including death reports.
@@ -162,12 +146,12 @@ class WorkerPool:
         if task is None:
             return []
         if worker.killed_for_walltime:
-            failure = Result.failure(task.task_id, m.WALLTIME,
+            failure = Result.failure(task.task_id, ErrorKind.WALLTIME_EXCEEDED,
                                      f"the task ran longer than its walltime of {task.walltime:g}s and was killed",
                                      error_type="TaskWalltimeExceeded", manager=self.manager_id,
                                      worker_pid=worker.pid, finished_at=time.time())
         else:
-            failure = Result.failure(task.task_id, m.WORKER_DIED,
+            failure = Result.failure(task.task_id, ErrorKind.WORKER_DIED,
                                      f"the worker process running this task died ({describe_exit(code)})",
                                      error_type="WorkerDied", manager=self.manager_id, worker_pid=worker.pid,
                                      finished_at=time.time())

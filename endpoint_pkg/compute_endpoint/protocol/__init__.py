@@ -1,8 +1,8 @@
-"""The wire protocol: framing, message classes and broker names, in one place."""
+"""The wire protocol: framing, message classes, their vocabulary and broker names, in one place."""
 
-from .codec import PROTOCOL_VERSION, ProtocolError
+from .bundles import Bundle, bundle_up, group_message_id, packed_group, unbundle
+from .codec import PROTOCOL_VERSION, ProtocolError, kind_of
 from .messages import (
-    Bundle,
     Command,
     CommandReply,
     Control,
@@ -16,15 +16,13 @@ from .messages import (
     StatusReport,
     Task,
     TaskBatch,
-    bundle_up,
-    group_message_id,
-    kind_of,
-    packed_group,
     unpack_any,
 )
+from .vocabulary import CommandAction, ControlAction, EndpointState, ErrorKind
 
 __all__ = [
-    "PROTOCOL_VERSION", "ProtocolError", "Bundle", "Command", "CommandReply", "Control", "Heartbeat",
-    "InterchangeStatus", "ManagerRegistration", "Message", "Result", "ResultAck", "ResultBatch",
-    "StatusReport", "Task", "TaskBatch", "bundle_up", "group_message_id", "kind_of", "packed_group", "unpack_any",
+    "PROTOCOL_VERSION", "ProtocolError", "Bundle", "Command", "CommandAction", "CommandReply", "Control",
+    "ControlAction", "EndpointState", "ErrorKind", "Heartbeat", "InterchangeStatus", "ManagerRegistration",
+    "Message", "Result", "ResultAck", "ResultBatch", "StatusReport", "Task", "TaskBatch", "bundle_up",
+    "group_message_id", "kind_of", "packed_group", "unbundle", "unpack_any",
 ]

@@ -18,6 +18,7 @@ PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
 
 _PREFIX = struct.Struct("!2sBBI")
+_KIND_OFFSET = len(MAGIC) + 1  # after the magic and the version byte
 
 
 class ProtocolError(ValueError):
@@ -66,3 +67,10 @@ def decode_header(data: bytes) -> tuple[int, dict, int]:
     if not isinstance(header, dict):
         raise ProtocolError("bad-header", f"header must be a JSON object, got {type(header).__name__}")
     return kind, header, end
+
+
+def kind_of(data: bytes) -> int:
+    """The kind byte of a packed message, or -1 when ``data`` does not start like one."""
+    if len(data) < _PREFIX.size or data[:len(MAGIC)] != MAGIC:
+        return -1
+    return data[_KIND_OFFSET]

@@ -3,18 +3,24 @@
 Nothing else in the code builds message dicts by hand: construct one of these
 and call ``pack()``; decode with ``unpack()`` (one known class) or
 ``unpack_any()`` (dispatch on the kind byte). Unpacking checks every header
-field's presence and type and names the first that is wrong.
+field's presence and type (list items and enum values included) and names
+the first that is wrong.
 """
 
 import dataclasses
 import json
 import types
 from dataclasses import dataclass, field
-from typing import ClassVar
+from enum import Enum
+from typing import Any, ClassVar, TypeVar
 
 from .codec import ProtocolError, decode, decode_header, encode
+from .vocabulary import CommandAction, ControlAction, EndpointState, ErrorKind
 
+M = TypeVar("M", bound="Message")
 _REGISTRY: dict[int, type["Message"]] = {}
+# (name, declared type, required, the enum a value is converted to) of each header field
+Schema = tuple[tuple[str, Any, bool, type[Enum] | None], ...]
 
 
 class Message:
@@ -22,7 +28,7 @@ class Message:
 
     __slots__ = ()
     KIND: ClassVar[int]
-    _fields: ClassVar[tuple[tuple[str, object, bool], ...]]
+    _fields: ClassVar[Schema]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -33,20 +39,20 @@ class Message:
             _REGISTRY[cls.KIND] = cls
 
     def header(self) -> dict:
-        return {name: getattr(self, name) for name, _, _ in self._schema()}
+        return {name: getattr(self, name) for name, _, _, _ in self._schema()}
 
     def pack(self) -> bytes:
         return encode(self.KIND, self.header(), getattr(self, "payload", b""))
 
     @classmethod
-    def unpack(cls, data: bytes):
+    def unpack(cls: type[M], data: bytes) -> M:
         kind, header, payload = decode(data)
         if kind != cls.KIND:
             raise ProtocolError("wrong-kind", f"expected a {cls.__name__} message (kind {cls.KIND}), got kind {kind}")
         return cls.from_parts(header, payload)
 
     @classmethod
-    def peek(cls, data: bytes):
+    def peek(cls: type[M], data: bytes) -> M:
         """The message without its payload (payload left empty): cheap for large tasks."""
         kind, header, _ = decode_header(data)
         if kind != cls.KIND:
@@ -54,54 +60,77 @@ class Message:
         return cls.from_parts(header, b"")
 
     @classmethod
-    def from_parts(cls, header: dict, payload: bytes):
+    def from_parts(cls: type[M], header: dict, payload: bytes) -> M:
         values = {}
-        for name, expected, required in cls._schema():
+        for name, expected, required, enum_type in cls._schema():
             if name not in header:
                 if required:
                     raise ProtocolError("missing-field", f"{cls.__name__} message lacks required field '{name}'")
                 continue
             value = header[name]
             if not _is_instance(value, expected):
-                raise ProtocolError(
-                    "bad-field",
-                    f"{cls.__name__} field '{name}' must be {_type_name(expected)}, got {type(value).__name__}",
-                )
-            values[name] = value
-        if "payload" in cls.__dataclass_fields__:
+                raise ProtocolError("bad-field", f"{cls.__name__} field '{name}' must be {_type_name(expected)}, "
+                                                 f"got {_describe(value, expected)}")
+            values[name] = enum_type(value) if enum_type is not None and value is not None else value
+        if "payload" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
             values["payload"] = payload
         return cls(**values)
 
     @classmethod
-    def _schema(cls):
-        # Computed once per class: (name, type, required) for header fields.
-        if "_fields" not in cls.__dict__:
+    def _schema(cls) -> Schema:
+        if "_fields" not in cls.__dict__:  # computed once per class
             cls._fields = tuple(
-                (f.name, f.type, f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
-                for f in dataclasses.fields(cls)
+                (f.name, f.type, f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                 _enum_in(f.type))
+                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
                 if f.name != "payload"
             )
         return cls._fields
 
 
-def _is_instance(value, expected) -> bool:
-    if isinstance(value, bool) and expected in (int, float):
-        return False
+def _enum_in(expected: Any) -> type[Enum] | None:
+    options = expected.__args__ if isinstance(expected, types.UnionType) else (expected,)
+    return next((t for t in options if isinstance(t, type) and issubclass(t, Enum)), None)
+
+
+def _is_instance(value: Any, expected: Any) -> bool:
+    if isinstance(expected, types.UnionType):
+        return any(_is_instance(value, option) for option in expected.__args__)
+    if isinstance(expected, types.GenericAlias):  # list[str]: each item is checked too
+        (item_type,) = expected.__args__
+        return isinstance(value, expected.__origin__) and all(_is_instance(item, item_type) for item in value)
+    if isinstance(expected, type) and issubclass(expected, Enum):
+        return isinstance(value, str) and value in expected._value2member_map_
+    if isinstance(value, bool):
+        return expected is bool
     if expected is float:
         return isinstance(value, (int, float))
-    if isinstance(expected, types.UnionType) and float in expected.__args__ and isinstance(value, int):
-        return not isinstance(value, bool)
     return isinstance(value, expected)
 
 
-def _type_name(expected) -> str:
+def _type_name(expected: Any) -> str:
     if isinstance(expected, types.UnionType):
         return " or ".join(_type_name(t) for t in expected.__args__)
+    if isinstance(expected, types.GenericAlias):
+        item = _type_name(expected.__args__[0]).removeprefix("an ").removeprefix("a ")
+        return f"a list of {item}s"
+    if isinstance(expected, type) and issubclass(expected, Enum):
+        return "one of " + ", ".join(repr(member.value) for member in expected)
     return {type(None): "null", str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-            list: "a list", dict: "an object"}.get(expected, expected.__name__)
+            list: "a list", dict: "an object"}.get(expected, getattr(expected, "__name__", str(expected)))
 
 
-def unpack_any(data: bytes) -> Message:
+def _describe(value: Any, expected: Any) -> str:
+    if isinstance(value, str):
+        return repr(value[:40])
+    if isinstance(value, list) and isinstance(expected, types.GenericAlias):
+        item_type = expected.__args__[0]
+        odd = next(item for item in value if not _is_instance(item, item_type))
+        return f"a list holding {_describe(odd, item_type)}"
+    return type(value).__name__
+
+
+def unpack_any(data: bytes) -> "Message":
     kind, header, payload = decode(data)
     cls = _REGISTRY.get(kind)
     if cls is None:
@@ -128,18 +157,6 @@ class Task(Message):
     payload: bytes = b""
 
 
-# Values of Result.error_kind. "exception" is the user's own error; the rest
-# are failures of the system around the function.
-EXCEPTION = "exception"
-WORKER_DIED = "worker_died"
-WALLTIME = "walltime_exceeded"
-MANAGER_LOST = "manager_lost"
-SERIALIZATION = "serialization"
-PAYLOAD_TOO_LARGE = "payload_too_large"
-MALFORMED_TASK = "malformed_task"
-NO_SUCH_CONTAINER = "no_such_container"
-
-
 @dataclass(slots=True)
 class Result(Message):
     """The outcome of one task. Payload: the serialized value, or the pickled exception."""
@@ -147,7 +164,7 @@ class Result(Message):
     KIND: ClassVar[int] = 2
     task_id: str
     ok: bool
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
@@ -159,7 +176,7 @@ class Result(Message):
     payload: bytes = b""
 
     @classmethod
-    def failure(cls, task_id: str, error_kind: str, message: str, **extra) -> "Result":
+    def failure(cls, task_id: str, error_kind: ErrorKind, message: str, **extra) -> "Result":
         """A result for a task that failed outside user code (no pickled exception)."""
         return cls(task_id=task_id, ok=False, error_kind=error_kind, error_message=message, **extra)
 
@@ -172,7 +189,7 @@ class StatusReport(Message):
     endpoint_id: str
     name: str
     owner: str
-    state: str  # "online", "draining" or "offline"
+    state: EndpointState
     sent_at: float
     heartbeat_period: float
     display_name: str = ""
@@ -192,7 +209,7 @@ class Command(Message):
 
     KIND: ClassVar[int] = 4
     command_id: str
-    action: str  # "status", "shutdown" or "drain"
+    action: CommandAction
     reply_to: str = ""
     sent_at: float = 0.0
 
@@ -221,17 +238,23 @@ class CommandReply(Message):
 
 @dataclass(slots=True)
 class ManagerRegistration(Message):
-    """A manager announcing itself, its capacity and the tasks it already holds."""
+    """A manager announcing itself, its capacity and the tasks it already holds.
+
+    ``incarnation`` is new for every manager process: the same value tells the
+    interchange that a registration comes from a process it already knows
+    (reconnected, or asked to register again), not from a restarted one.
+    """
 
     KIND: ClassVar[int] = 10
     manager_id: str
     hostname: str
     pid: int
     workers: int
+    incarnation: str = ""
     prefetch: int = 0
-    container_types: list = field(default_factory=lambda: ["RAW"])
-    warm_containers: list = field(default_factory=list)
-    known_tasks: list = field(default_factory=list)
+    container_types: list[str] = field(default_factory=lambda: ["RAW"])
+    warm_containers: list[str] = field(default_factory=list)
+    known_tasks: list[str] = field(default_factory=list)
     last_batch: int = 0
     version: str = ""
 
@@ -250,10 +273,10 @@ class Heartbeat(Message):
     KIND: ClassVar[int] = 11
     sender: str
     incarnation: str = ""
-    known_tasks: list = field(default_factory=list)
+    known_tasks: list[str] = field(default_factory=list)
     last_batch: int = 0
     idle_workers: int = 0
-    warm_containers: list = field(default_factory=list)
+    warm_containers: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -277,16 +300,15 @@ class ResultAck(Message):
     """The interchange has taken these results; the manager may forget them."""
 
     KIND: ClassVar[int] = 14
-    task_ids: list
+    task_ids: list[str]
 
 
 @dataclass(slots=True)
 class Control(Message):
-    """An instruction between components: "register", "drain", "shutdown", "status"."""
+    """An instruction or notice between the endpoint, the interchange and managers (see ControlAction)."""
 
     KIND: ClassVar[int] = 15
-    action: str
-    data: dict = field(default_factory=dict)
+    action: ControlAction
 
 
 @dataclass(slots=True)
@@ -313,64 +335,3 @@ class InterchangeStatus(Message):
     @property
     def managers(self) -> list[dict]:
         return json.loads(self.payload) if self.payload else []
-
-
-# --- batching on the AMQP leg ---------------------------------------------------
-
-
-@dataclass(slots=True)
-class Bundle(Message):
-    """Several packed messages in one: tasks from the SDK, or results to it.
-
-    One AMQP message instead of many spares the broker and both clients most of
-    their per-message work. ``sizes`` gives each item's length in the payload.
-    """
-
-    KIND: ClassVar[int] = 18
-    sizes: list
-    payload: bytes = b""
-
-    @classmethod
-    def of(cls, items: list[bytes]) -> "Bundle":
-        return cls(sizes=[len(item) for item in items], payload=b"".join(items))
-
-    def items(self) -> list[bytes]:
-        if sum(self.sizes) != len(self.payload) or not all(isinstance(n, int) and n >= 0 for n in self.sizes):
-            raise ProtocolError("bad-bundle", f"bundle sizes {self.sizes[:8]}... do not add up to its "
-                                              f"{len(self.payload)}-byte payload")
-        view, out, offset = memoryview(self.payload), [], 0
-        for size in self.sizes:
-            out.append(bytes(view[offset:offset + size]))
-            offset += size
-        return out
-
-
-def kind_of(data: bytes) -> int:
-    """The kind byte of a packed message, or -1 when it is too short to have one."""
-    return data[3] if len(data) > 3 and data[:2] == b"CE" else -1
-
-
-def bundle_up(items: list[bytes], max_items: int, max_bytes: int) -> list[list[bytes]]:
-    """Split items, in order, into groups small enough to send as one Bundle each."""
-    groups: list[list[bytes]] = []
-    current: list[bytes] = []
-    size = 0
-    for item in items:
-        if current and (len(current) >= max_items or size + len(item) > max_bytes):
-            groups.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += len(item)
-    if current:
-        groups.append(current)
-    return groups
-
-
-def packed_group(group: list[bytes]) -> bytes:
-    """One message for a group: the item itself when alone, else a Bundle of them."""
-    return group[0] if len(group) == 1 else Bundle.of(group).pack()
-
-
-def group_message_id(first_task_id: str, count: int) -> str:
-    """The AMQP message id of a packed group: its task's id when alone, else marked as a bundle."""
-    return first_task_id if count == 1 else f"bundle:{first_task_id}"

@@ -1,4 +1,4 @@
-"""Length-prefixed frames on the stream socket between a manager and each worker."""
+"""Length-prefixed frames on the stream socket (a socketpair) between a manager and each worker."""
 
 import struct
 

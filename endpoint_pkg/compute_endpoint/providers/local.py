@@ -14,15 +14,15 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..config import Engine
-from ..procs import describe_exit
+from ..config import Config
+from ..manager.settings import ManagerSettings
+from ..paths import EndpointDir
+from ..procs import describe_exit, spawn, terminate
 
-log = logging.getLogger("compute_endpoint.provider")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,16 +35,13 @@ class Block:
 
 
 class LocalBlocks:
-    def __init__(self, engine: Engine, interchange_address: str, log_dir: Path, env: dict,
-                 endpoint_name: str, max_result_bytes: int, log_level: str = "INFO"):
-        self.engine = engine
-        self.provider = engine.provider
+    def __init__(self, ep: EndpointDir, config: Config, interchange_address: str, env: dict[str, str]):
+        self.ep = ep
+        self.config = config
+        self.engine = config.engine
+        self.provider = config.engine.provider
         self.interchange_address = interchange_address
-        self.log_dir = log_dir
-        self.env = {**env, **{k: str(v) for k, v in engine.worker_env.items()}}
-        self.endpoint_name = endpoint_name
-        self.max_result_bytes = max_result_bytes
-        self.log_level = log_level
+        self.env = {**env, **config.engine.worker_environment()}
         self.blocks: dict[int, Block] = {}
         self._next_block = 0
         self._idle_since: float | None = None
@@ -53,7 +50,7 @@ class LocalBlocks:
 
     @property
     def slots_per_block(self) -> int:
-        return self.engine.max_workers_per_node + self.engine.prefetch_capacity
+        return self.engine.max_workers_per_node + (self.engine.prefetch_capacity or 0)
 
     def start(self) -> None:
         for _ in range(self.provider.init_blocks):
@@ -105,15 +102,10 @@ class LocalBlocks:
 
     def stop(self, timeout: float) -> None:
         for block in self.blocks.values():
-            self._signal(block, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for block in self.blocks.values():
-            try:
-                block.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("manager %s did not stop in time; killing it", block.manager_id)
-                block.process.kill()
-                block.process.wait()
+            block.stopping = True
+        killed = terminate([block.process for block in self.blocks.values()], timeout)
+        if killed:
+            log.warning("managers (pids %s) did not stop within %gs; killed them", killed, timeout)
         self.blocks.clear()
 
     # --- internals -----------------------------------------------------------
@@ -122,27 +114,18 @@ class LocalBlocks:
         if block_id is None:
             block_id = self._next_block
             self._next_block += 1
-        manager_id = f"{socket.gethostname()}.{self.endpoint_name}.block-{block_id}"
-        cmd = self._command(manager_id, self.log_dir / f"manager-{block_id}.log")
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"manager-{block_id}.stderr.log", "ab") as stderr:
-            process = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=stderr)
+        manager_id = f"{socket.gethostname()}.{self.ep.name}.block-{block_id}"
+        name = f"manager-{block_id}"
+        settings = ManagerSettings.from_config(self.config, self.interchange_address, manager_id,
+                                               parent_pid=os.getpid(), log_file=self.ep.log_file(name))
+        process, _ = spawn(self._command(settings), self.ep.stderr_log(name), self.env)
         block = Block(block_id, manager_id, process, time.monotonic())
         self.blocks[block_id] = block
         log.info("started manager %s (pid %d)", manager_id, process.pid)
         return block
 
-    def _command(self, manager_id: str, log_file: Path) -> list[str]:
-        e = self.engine
-        cmd = [sys.executable, "-m", "compute_endpoint.manager", "--interchange", self.interchange_address,
-               "--workers", str(e.max_workers_per_node), "--prefetch", str(e.prefetch_capacity),
-               "--manager-id", manager_id, "--heartbeat-period", str(e.heartbeat_period),
-               "--heartbeat-threshold", str(e.heartbeat_threshold), "--parent-pid", str(os.getpid()),
-               "--max-result-bytes", str(self.max_result_bytes), "--log-file", str(log_file),
-               "--log-level", self.log_level]
-        if e.task_walltime:
-            cmd += ["--walltime", str(e.task_walltime)]
+    def _command(self, settings: ManagerSettings) -> list[str]:
+        cmd = settings.command()
         if self.provider.worker_init:
             # worker_init runs in a shell first, then the shell becomes the manager.
             script = f"{self.provider.worker_init}\nexec {shlex.join(cmd)}"

@@ -11,14 +11,13 @@ import uuid
 import pika
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
+from ..broker import ReplyCode, connection_parameters, describe_connection_error
+from ..config.model import DEFAULT_BROKER_URL
 from ..credentials import Identity
 from ..credentials.identity import identity_from_env
-from ..endpoint.amqp import connection_parameters, describe_connection_error
-from ..protocol import Command, CommandReply, ProtocolError, StatusReport
+from ..protocol import Command, CommandAction, CommandReply, EndpointState, ProtocolError, StatusReport
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, ReplyAddress
 from .errors import BrokerUnavailableError, SDKError, UnknownEndpointError
-
-DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672/%2F"
 
 
 def sdk_identity(client_id: str | None, client_secret: str | None) -> Identity:
@@ -51,8 +50,8 @@ class Client:
         try:
             return pika.BlockingConnection(self.params)
         except AMQPConnectionError as exc:
-            _fatal, message = describe_connection_error(exc, self.params, self.identity.client_id)
-            raise BrokerUnavailableError(message) from None
+            failure = describe_connection_error(exc, self.params, self.identity.client_id)
+            raise BrokerUnavailableError(failure.message) from None
 
     def endpoint_exists(self, endpoint_id: str, owner: str | None = None) -> bool:
         names = self._names(endpoint_id, owner)
@@ -60,7 +59,7 @@ class Client:
             try:
                 conn.channel().queue_declare(names.tasks_queue, passive=True)
             except ChannelClosedByBroker as exc:
-                if exc.reply_code == 404:
+                if exc.reply_code == ReplyCode.NOT_FOUND:
                     return False
                 raise SDKError(f"the broker refused to look up endpoint {endpoint_id}: {exc.reply_text}") from None
         return True
@@ -82,7 +81,7 @@ class Client:
         report = StatusReport.unpack(body)
         age = time.time() - report.sent_at
         threshold = report.detail.get("heartbeat_threshold", 4 * report.heartbeat_period)
-        if report.state == "offline":
+        if report.state == EndpointState.OFFLINE:
             status = "offline"
         elif age > threshold:
             status = "disconnected"
@@ -92,7 +91,7 @@ class Client:
         summary.update(status=status, seconds_since_report=round(age, 1))
         return summary
 
-    def send_command(self, endpoint_id: str, action: str, timeout: float = 10.0,
+    def send_command(self, endpoint_id: str, action: CommandAction, timeout: float = 10.0,
                      owner: str | None = None) -> CommandReply:
         names = self._names(endpoint_id, owner)
         reply = ReplyAddress(self.identity.client_id, f"cmd-{uuid.uuid4().hex}")
@@ -134,13 +133,13 @@ class Client:
                     channel.queue_delete(queue)
                     deleted.append(queue)
                 except ChannelClosedByBroker as exc:
-                    if exc.reply_code != 404:
+                    if exc.reply_code != ReplyCode.NOT_FOUND:
                         raise SDKError(f"could not delete queue {queue}: {exc.reply_text}") from None
         return deleted
 
 
 def _lookup_error(exc: ChannelClosedByBroker, endpoint_id: str, names: EndpointNames) -> SDKError:
-    if exc.reply_code == 404:
+    if exc.reply_code == ReplyCode.NOT_FOUND:
         return UnknownEndpointError(f"no endpoint {endpoint_id} owned by {names.owner!r} on this broker: "
                                     "check the id (and the owner), or start the endpoint once")
     return SDKError(f"the broker refused access to endpoint {endpoint_id} of {names.owner!r}: {exc.reply_text}")

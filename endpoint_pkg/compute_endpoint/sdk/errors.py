@@ -4,8 +4,7 @@ import importlib
 
 from .. import serialize
 from ..errors import EndpointError
-from ..protocol import Result
-from ..protocol import messages as m
+from ..protocol import ErrorKind, Result
 
 
 class SDKError(EndpointError):
@@ -64,16 +63,16 @@ class RemoteExecutionError(Exception):
 
 
 _SYSTEM_ERRORS = {
-    m.WORKER_DIED: WorkerDiedError,
-    m.WALLTIME: TaskTimeoutError,
-    m.MANAGER_LOST: ManagerLostError,
-    m.SERIALIZATION: TaskSerializationError,
-    m.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
+    ErrorKind.WORKER_DIED: WorkerDiedError,
+    ErrorKind.WALLTIME_EXCEEDED: TaskTimeoutError,
+    ErrorKind.MANAGER_LOST: ManagerLostError,
+    ErrorKind.SERIALIZATION: TaskSerializationError,
+    ErrorKind.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
 }
 
 
 def exception_from_result(result: Result) -> BaseException:
-    if result.error_kind != m.EXCEPTION:
+    if result.error_kind != ErrorKind.EXCEPTION:
         cls = _SYSTEM_ERRORS.get(result.error_kind, TaskFailed)
         return cls(f"task {result.task_id} failed: {result.error_message}", result.task_id, result.error_kind or "")
     exc = _rebuild(result)

@@ -19,7 +19,8 @@ from concurrent.futures import Executor as _BaseExecutor
 from concurrent.futures import Future
 
 from .. import serialize
-from ..protocol import Bundle, ProtocolError, Result, Task, kind_of
+from ..config.model import DEFAULT_MAX_PAYLOAD_BYTES
+from ..protocol import ErrorKind, ProtocolError, Result, Task, unbundle
 from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
 from .client import Client, sdk_identity, sdk_parameters
 from .errors import (
@@ -32,15 +33,13 @@ from .errors import (
 )
 from .session import BrokerSession
 
-log = logging.getLogger("compute_endpoint.sdk")
-
-DEFAULT_MAX_PAYLOAD = 10 * 2**20
+log = logging.getLogger(__name__)
 
 
 class Executor(_BaseExecutor):
     def __init__(self, endpoint_id: str, broker_url: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, endpoint_owner: str | None = None, tls_ca: str | None = None,
-                 connect_timeout: float = 30.0, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+                 connect_timeout: float = 30.0, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
                  walltime: float | None = None, check_endpoint: bool = True):
         """Connect to the broker and check the endpoint exists.
 
@@ -100,7 +99,7 @@ class Executor(_BaseExecutor):
             future.set_exception(PayloadTooLargeError(
                 f"the task is {len(body) / 2**20:.1f} MiB, over the limit of "
                 f"{self.max_payload_bytes / 2**20:.1f} MiB; pass large data by reference (a path or URL)",
-                task.task_id, "payload_too_large"))
+                task.task_id, ErrorKind.PAYLOAD_TOO_LARGE))
             return future
         future.task_id = task.task_id
         with self._futures_lock:
@@ -148,8 +147,7 @@ class Executor(_BaseExecutor):
 
     def _on_result(self, body: bytes, _props) -> None:
         try:
-            items = Bundle.unpack(body).items() if kind_of(body) == Bundle.KIND else [body]
-            results = [Result.unpack(item) for item in items]
+            results = [Result.unpack(item) for item in unbundle(body)]
         except ProtocolError as exc:
             log.error("dropped a malformed result message: %s", exc)
             return
@@ -170,7 +168,7 @@ class Executor(_BaseExecutor):
             except Exception as exc:
                 future.set_exception(TaskSerializationError(
                     f"task {result.task_id} succeeded but its result cannot be deserialized here: "
-                    f"{type(exc).__name__}: {exc}", result.task_id, "serialization"))
+                    f"{type(exc).__name__}: {exc}", result.task_id, ErrorKind.SERIALIZATION))
                 return
             future.set_result(value)
         else:

@@ -17,13 +17,12 @@ from collections.abc import Callable
 import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
-from ..endpoint.amqp import describe_connection_error
+from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code
 from ..protocol import bundle_up, group_message_id, packed_group
 from ..protocol.broker_names import RESULT_EXCHANGE, ReplyAddress
 
-log = logging.getLogger("compute_endpoint.sdk")
+log = logging.getLogger(__name__)
 
-RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15)
 RESULT_QUEUE_EXPIRES_MS = 24 * 3600 * 1000
 # Tasks queued together for one endpoint travel as one message (a Bundle) of at most:
 BUNDLE_MAX_ITEMS = 32
@@ -52,11 +51,10 @@ class BrokerSession:
         self._connection: SelectConnection | None = None
         self._channel = None
         self._outbox: deque[Item] = deque()
-        self._unconfirmed: dict[int, list[Item]] = {}
-        self._seq = 0
+        self._unconfirmed: ConfirmTracker[list[Item]] = ConfirmTracker()
         self._flush_scheduled = False
         self._lock = threading.Lock()
-        self._attempt = 0
+        self._backoff = Backoff()
         self._closing = False
         self._delete_queue_on_close = False
         # Counted apart from the outbox and the in-flight dict: items move between those two
@@ -126,9 +124,8 @@ class BrokerSession:
         self._retry(f"connection lost: {reason}")
 
     def _retry(self, message: str) -> None:
-        delay = RECONNECT_DELAYS[min(self._attempt, len(RECONNECT_DELAYS) - 1)]
-        self._attempt += 1
-        log.warning("%s; reconnecting in %ss", message, delay)
+        delay = self._backoff.next_delay()
+        log.warning("%s; reconnecting in %.1fs", message, delay)
         self._ioloop.call_later(delay, lambda: None if self._closing else self._connect())
 
     def _on_open(self, connection) -> None:
@@ -136,23 +133,22 @@ class BrokerSession:
 
     def _on_channel(self, channel) -> None:
         self._channel = channel
-        self._seq = 0
         channel.add_on_return_callback(self._on_return)
         channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_cancel_callback(self._on_consumer_cancelled)
         channel.confirm_delivery(self._on_confirm, callback=lambda _f: self._declare())
 
     def _on_channel_closed(self, _channel, reason) -> None:
         self._channel = None
-        code = getattr(reason, "reply_code", 0)
-        if code == 403 and self.ready.is_set():
+        code = reply_code(reason)
+        if code == ReplyCode.ACCESS_REFUSED and self.ready.is_set():
             # A publish was refused (e.g. to an endpoint of another identity). Retrying
             # cannot help: fail what was in flight and stop publishing it.
-            refused = [item for group in self._unconfirmed.values() for item in group]
-            self._unconfirmed.clear()
+            refused = [item for group in self._unconfirmed.reset() for item in group]
             self._on_refused(f"the broker refused identity {self.identity!r}: {reason.reply_text}")
             log.error("%s (%d tasks failed)", reason.reply_text, len(refused))
-        elif code in (403, 404) and not self.ready.is_set():
-            if code == 403:
+        elif code in (ReplyCode.ACCESS_REFUSED, ReplyCode.NOT_FOUND) and not self.ready.is_set():
+            if code == ReplyCode.ACCESS_REFUSED:
                 self.fatal_error = (f"the broker refused identity {self.identity!r} ({reason.reply_text}); "
                                     "check its permissions (see README: Broker setup)")
             else:
@@ -163,19 +159,26 @@ class BrokerSession:
         if self._connection and self._connection.is_open:
             self._connection.close()
 
-    def _declare(self) -> None:
+    def _declare(self, on_consuming: Callable[[], None] | None = None) -> None:
+        """Declare and bind this session's result queue, then consume it."""
         ch, reply = self._channel, self.reply
         args = {"x-expires": self._expires}
+        done = on_consuming or self._on_ready
 
         def bound(_frame):
             ch.basic_qos(prefetch_count=1000, callback=lambda _f: ch.basic_consume(
-                reply.queue, self._on_message, callback=lambda _f: self._on_ready()))
+                reply.queue, self._on_message, callback=lambda _f: done()))
 
         ch.queue_declare(reply.queue, durable=True, arguments=args,
                          callback=lambda _f: ch.queue_bind(reply.queue, RESULT_EXCHANGE, reply.key, callback=bound))
 
+    def _on_consumer_cancelled(self, _frame) -> None:
+        """The broker cancelled our consumer: the result queue was deleted, or moved. Declare it again."""
+        log.warning("the broker cancelled the consumer of %s (deleted or moved); declaring it again", self.reply.queue)
+        self._declare(on_consuming=lambda: None)
+
     def _on_ready(self) -> None:
-        self._attempt = 0
+        self._backoff.reset()
         self.ready.set()
         self._flush()
 
@@ -198,34 +201,23 @@ class BrokerSession:
             body = packed_group([item[2] for item in group])
             props = pika.BasicProperties(message_id=_message_id(group), delivery_mode=2)
             self._channel.basic_publish(exchange, key, body, props, mandatory=True)
-            self._seq += 1
-            self._unconfirmed[self._seq] = group
+            self._unconfirmed.published(group)
 
     def _on_confirm(self, frame) -> None:
-        method = frame.method
-        if method.multiple:  # dict order is publish order, so the confirmed ones are a prefix
-            tags = list(itertools.takewhile(lambda t: t <= method.delivery_tag, self._unconfirmed))
-        else:
-            tags = [method.delivery_tag]
-        nacked, confirmed = [], 0
-        for tag in tags:
-            group = self._unconfirmed.pop(tag, None)
-            if group is not None and isinstance(method, pika.spec.Basic.Nack):
-                nacked.extend(group)
-            elif group is not None:
-                confirmed += len(group)
-        with self._lock:
-            self._not_confirmed -= confirmed
-        if nacked:
+        ok, groups = self._unconfirmed.confirmed(frame)
+        if not ok:
             with self._lock:
-                self._outbox.extendleft(reversed(nacked))
+                self._outbox.extendleft(reversed([item for group in groups for item in group]))
             self._ioloop.call_later(0.5, self._flush)
-        elif self._outbox:
+            return
+        with self._lock:
+            self._not_confirmed -= sum(len(group) for group in groups)
+        if self._outbox:
             self._flush()
 
     def _on_return(self, _channel, method, properties, _body) -> None:
         returned = properties.message_id or ""
-        group = next((g for g in self._unconfirmed.values() if _message_id(g) == returned), None)
+        group = next((g for g in self._unconfirmed.pending() if _message_id(g) == returned), None)
         for item in group or [("", "", b"", returned)]:
             self._on_returned(item[3], method.reply_text)
 
@@ -236,12 +228,10 @@ class BrokerSession:
             channel.basic_ack(method.delivery_tag)
 
     def _requeue_unconfirmed(self) -> None:
-        if not self._unconfirmed:
-            return
-        pending = [item for t in sorted(self._unconfirmed) for item in self._unconfirmed[t]]
-        self._unconfirmed.clear()
-        with self._lock:
-            self._outbox.extendleft(reversed(pending))
+        pending = [item for group in self._unconfirmed.reset() for item in group]
+        if pending:
+            with self._lock:
+                self._outbox.extendleft(reversed(pending))
 
     def _begin_close(self) -> None:
         self._closing = True

@@ -5,7 +5,6 @@ a stream socket inherited as a file descriptor, so the user function's own
 stdout and stderr stay free for its prints.
 """
 
-import argparse
 import os
 import signal
 import socket
@@ -15,9 +14,9 @@ from collections import OrderedDict
 
 from .. import serialize
 from ..procs import die_with_parent
-from ..protocol import Result, Task
-from ..protocol import messages as m
-from ..protocol.pipe import read_frame, write_frame
+from ..protocol import ErrorKind, Result, Task
+from ..protocol.worker_stream import read_frame, write_frame
+from .settings import WorkerSettings
 
 _FUNCTION_CACHE_SIZE = 128
 
@@ -49,7 +48,7 @@ def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id:
         args, kwargs = serialize.load(task.payload[task.fn_len:])
     except Exception as exc:
         return Result.failure(
-            error_kind=m.SERIALIZATION, error_type=type(exc).__name__, finished_at=time.time(),
+            error_kind=ErrorKind.SERIALIZATION, error_type=type(exc).__name__, finished_at=time.time(),
             message=f"the worker could not deserialize the task: {type(exc).__name__}: {exc} "
                     "(are the modules it uses installed where the workers run?)",
             **common,
@@ -65,7 +64,7 @@ def _exception_result(exc: BaseException, common: dict) -> Result:
     exc.__traceback__ = exc.__traceback__.tb_next if exc.__traceback__ else None  # drop execute()'s frame
     kind = type(exc)
     return Result(
-        ok=False, error_kind=m.EXCEPTION, error_type=f"{kind.__module__}.{kind.__qualname__}",
+        ok=False, error_kind=ErrorKind.EXCEPTION, error_type=f"{kind.__module__}.{kind.__qualname__}",
         error_message=str(exc), traceback=serialize.format_exception(exc),
         payload=serialize.dump_exception(exc), finished_at=time.time(), **common,
     )
@@ -75,11 +74,11 @@ def _value_result(value, common: dict, max_result_bytes: int) -> Result:
     try:
         data = serialize.dump_value(value)
     except serialize.SerializationError as exc:
-        return Result.failure(error_kind=m.SERIALIZATION, error_type="SerializationError",
+        return Result.failure(error_kind=ErrorKind.SERIALIZATION, error_type="SerializationError",
                               message=str(exc), finished_at=time.time(), **common)
     if len(data) > max_result_bytes:
         return Result.failure(
-            error_kind=m.PAYLOAD_TOO_LARGE, error_type="PayloadTooLarge", finished_at=time.time(),
+            error_kind=ErrorKind.PAYLOAD_TOO_LARGE, error_type="PayloadTooLarge", finished_at=time.time(),
             message=f"the result is {len(data) / 2**20:.1f} MiB, over the endpoint's limit of "
                     f"{max_result_bytes / 2**20:.1f} MiB (max_payload_bytes)",
             **common,
@@ -97,18 +96,13 @@ def serve(sock: socket.socket, max_result_bytes: int, manager_id: str = "") -> N
         write_frame(sock, execute(task, cache, max_result_bytes, manager_id).pack())
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="compute-endpoint-worker", description="Run tasks sent by a manager.")
-    parser.add_argument("--fd", type=int, required=True, help="stream socket to the manager")
-    parser.add_argument("--parent-pid", type=int, default=0)
-    parser.add_argument("--max-result-bytes", type=int, default=10 * 2**20)
-    parser.add_argument("--manager-id", default="", help="recorded in each result")
-    args = parser.parse_args(argv)
-    die_with_parent(args.parent_pid, signal.SIGKILL)
+def main(argv: list[str] | None = None) -> int:
+    settings = WorkerSettings.from_argv(argv)
+    die_with_parent(settings.parent_pid, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal goes to the endpoint, not to us
-    sock = socket.socket(fileno=args.fd)
+    sock = socket.socket(fileno=settings.fd)
     try:
-        serve(sock, args.max_result_bytes, args.manager_id)
+        serve(sock, settings.max_result_bytes, settings.manager_id)
     except (BrokenPipeError, ConnectionResetError):
         pass
     return 0

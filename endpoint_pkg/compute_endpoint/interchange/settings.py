@@ -1,0 +1,33 @@
+"""The interchange's settings: built from an endpoint's config, carried on its command line."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cmdline import CommandLine, option
+from ..config import Config
+
+
+@dataclass
+class InterchangeSettings(CommandLine):
+    MODULE = "compute_endpoint.interchange"
+    DESCRIPTION = "Route tasks from an endpoint to its managers."
+
+    endpoint_address: str = option(help="ZeroMQ address for the endpoint daemon: tcp://127.0.0.1:PORT or ipc://PATH")
+    worker_address: str = option("127.0.0.1", help="address to listen on for managers")
+    worker_port: int = option(0, help="port for managers (0: any free port)")
+    heartbeat_period: float = option(5.0, help="seconds between heartbeats to managers")
+    heartbeat_threshold: float = option(20.0, help="seconds of silence before a manager is declared lost")
+    max_retries: int = option(1, help="re-runs of a task whose worker or manager died")
+    parent_pid: int = option(0, help="exit when this process dies")
+    status_interval: float = option(1.0, help="seconds between status reports to the endpoint")
+    log_file: Path | None = option(None, help="log to this file (default: stderr)")
+    log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+    @classmethod
+    def from_config(cls, config: Config, endpoint_address: str, worker_port: int, *, parent_pid: int = 0,
+                    log_file: Path | None = None) -> "InterchangeSettings":
+        engine = config.engine
+        return cls(endpoint_address=endpoint_address, worker_address=engine.address, worker_port=worker_port,
+                   heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
+                   max_retries=engine.max_retries_on_system_failure, parent_pid=parent_pid, log_file=log_file,
+                   log_level=config.log_level)

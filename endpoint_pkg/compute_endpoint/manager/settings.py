@@ -1,0 +1,52 @@
+"""A manager's settings: built from an endpoint's config, carried on its command line.
+
+``ManagerSettings.command()`` is the one way every provider starts a manager:
+as a child of the endpoint, as a systemd unit, or inside a batch job.
+"""
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cmdline import CommandLine, option
+from ..config import Config
+from ..config.model import DEFAULT_MAX_PAYLOAD_BYTES
+
+
+@dataclass
+class ManagerSettings(CommandLine):
+    MODULE = "compute_endpoint.manager"
+    DESCRIPTION = "Run a pool of workers for an interchange."
+
+    interchange: str = option(help="the interchange's address for managers, e.g. tcp://10.0.0.1:54000")
+    workers: int = option(help="worker processes to run")
+    manager_id: str = option("", help="stable identity across restarts (default: HOST-PID-RANDOM)")
+    prefetch: int = option(0, help="tasks to queue beyond the workers")
+    heartbeat_period: float = option(5.0, help="seconds between heartbeats to the interchange")
+    heartbeat_threshold: float = option(20.0, help="seconds without word from the interchange before warning")
+    walltime: float | None = option(None, help="default per-task walltime in seconds")
+    max_result_bytes: int = option(DEFAULT_MAX_PAYLOAD_BYTES, help="largest result a worker may return")
+    parent_pid: int = option(0, help="exit when this process dies")
+    log_file: Path | None = option(None, help="log to this file (default: stderr)")
+    log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+    def __post_init__(self) -> None:
+        if not self.manager_id:
+            self.manager_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+    @classmethod
+    def from_config(cls, config: Config, interchange: str, manager_id: str, *, parent_pid: int = 0,
+                    log_file: Path | None = None) -> "ManagerSettings":
+        engine = config.engine
+        return cls(interchange=interchange, workers=engine.max_workers_per_node, manager_id=manager_id,
+                   prefetch=engine.prefetch_capacity or 0, heartbeat_period=engine.heartbeat_period,
+                   heartbeat_threshold=engine.heartbeat_threshold, walltime=engine.task_walltime,
+                   max_result_bytes=config.max_payload_bytes, parent_pid=parent_pid, log_file=log_file,
+                   log_level=config.log_level)
+
+
+def interchange_host(address: str) -> str:
+    """Where a manager on the interchange's own host connects: a wildcard bind is reached on loopback."""
+    return "127.0.0.1" if address in ("0.0.0.0", "") else address

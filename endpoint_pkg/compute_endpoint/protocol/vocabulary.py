@@ -1,0 +1,50 @@
+"""The words messages carry between processes, each a closed set.
+
+They travel as plain strings (a StrEnum member is a str, so it packs as one);
+unpacking a message refuses any value outside its set, naming the field, so a
+typo fails at the boundary instead of being ignored by a receiver.
+"""
+
+from enum import StrEnum
+
+
+class ControlAction(StrEnum):
+    """``Control`` messages between the endpoint, the interchange and managers."""
+
+    HELLO = "hello"  # endpoint -> interchange: a ROUTER learns a DEALER's identity only from its messages
+    SHUTDOWN = "shutdown"  # endpoint -> interchange, and interchange -> managers: stop now
+    REGISTER = "register"  # interchange -> manager: I do not know you (restarted, or you were declared lost)
+    DRAINING = "draining"  # manager -> interchange: send me no more tasks
+    BYE = "bye"  # manager -> interchange: I hold nothing and am leaving
+
+
+class CommandAction(StrEnum):
+    """``Command`` messages a client sends to an endpoint's command queue."""
+
+    STATUS = "status"
+    SHUTDOWN = "shutdown"
+    DRAIN = "drain"
+
+
+class EndpointState(StrEnum):
+    """``StatusReport.state``: what an endpoint says of itself."""
+
+    ONLINE = "online"
+    DRAINING = "draining"
+    OFFLINE = "offline"
+
+
+class ErrorKind(StrEnum):
+    """``Result.error_kind``: why a task failed.
+
+    EXCEPTION is the user's own code raising; every other kind is a failure of
+    the system around it, which the SDK raises as a ``TaskFailed`` subclass.
+    """
+
+    EXCEPTION = "exception"
+    WORKER_DIED = "worker_died"
+    WALLTIME_EXCEEDED = "walltime_exceeded"
+    MANAGER_LOST = "manager_lost"
+    SERIALIZATION = "serialization"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    FUNCTION_NOT_ALLOWED = "function_not_allowed"

@@ -1,0 +1,17 @@
+"""A worker's settings, carried on the command line its manager starts it with."""
+
+from dataclasses import dataclass
+
+from ..cmdline import CommandLine, option
+from ..config.model import DEFAULT_MAX_PAYLOAD_BYTES
+
+
+@dataclass
+class WorkerSettings(CommandLine):
+    MODULE = "compute_endpoint.worker"
+    DESCRIPTION = "Run tasks sent by a manager, one at a time."
+
+    fd: int = option(help="the stream socket to the manager, inherited as this file descriptor")
+    parent_pid: int = option(0, help="exit when this process (the manager) dies")
+    max_result_bytes: int = option(DEFAULT_MAX_PAYLOAD_BYTES, help="largest result to return")
+    manager_id: str = option("", help="recorded in each result")
