@@ -8,7 +8,7 @@ TOOLS_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 help:
 	@echo "make demo   - install what is missing, start RabbitMQ, run an endpoint end to end"
-	@echo "make test   - run every test: lint (ruff, ansible-lint), pytest, molecule"
+	@echo "make test   - run every test: lint (ruff, mypy, ansible-lint), pytest, molecule"
 	@echo "make bench  - ours beside Parsl HTEX, floors, scaling (about 10 minutes)"
 
 venv: $(VENV)/.installed
@@ -29,6 +29,7 @@ demo: venv broker
 
 lint: venv
 	$(VENV)/bin/ruff check endpoint_pkg tests examples bench molecule
+	$(VENV)/bin/mypy --config-file endpoint_pkg/pyproject.toml endpoint_pkg/compute_endpoint
 	$(TOOLS_PATH) $(VENV)/bin/ansible-lint roles playbooks molecule
 
 test-python: test-tools venv broker
@@ -42,7 +43,7 @@ molecule: test-tools venv
 test: test-tools lint test-python molecule
 
 clean:
-	rm -rf $(VENV) .venv-bench build dist .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) .venv-bench build dist .pytest_cache .hypothesis .ruff_cache .mypy_cache
 
 # Parsl and matplotlib live in their own venv, away from the tested environment.
 .venv-bench/.installed: bench/requirements.txt endpoint_pkg/pyproject.toml

@@ -10,7 +10,7 @@ import random
 import ssl
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import pika
 import pika.spec
@@ -33,6 +33,11 @@ class ReplyCode(IntEnum):
 def reply_code(reason: BaseException) -> int:
     """The reply code of a channel or connection closed by the broker; 0 for anything else."""
     return int(getattr(reason, "reply_code", 0) or 0)
+
+
+def reply_text(reason: BaseException) -> str:
+    """What the broker said when it closed a channel or connection."""
+    return str(getattr(reason, "reply_text", "") or reason)
 
 
 def connection_parameters(url: str, client_id: str, secret: str, *, tls_ca: str | None = None,
@@ -121,7 +126,7 @@ class ConfirmTracker(Generic[T]):
         self._pending[self._seq] = value
         return self._seq
 
-    def confirmed(self, frame) -> tuple[bool, list[T]]:
+    def confirmed(self, frame: Any) -> tuple[bool, list[T]]:
         """(acked, the values it settles) for a Basic.Ack or Basic.Nack frame."""
         method = frame.method
         ok = isinstance(method, pika.spec.Basic.Ack)

@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from typing import TextIO
 
 from .config import Broker, ConfigError, load_config
 from .config.template import render_default_config
@@ -31,7 +32,7 @@ from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with
 from .procs import spawn, terminate
 from .protocol import CommandAction
 from .sdk.client import Client
-from .systemctl import installed_units, start_units, stop_units, unit_state
+from .systemctl import Units, installed_units, start_units, stop_units, unit_state
 
 Progress = Callable[[str], None]
 
@@ -138,7 +139,7 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
     raise EndpointError(line)
 
 
-def _start_units(ep: EndpointDir, units, progress: Progress) -> dict:
+def _start_units(ep: EndpointDir, units: Units, progress: Progress) -> dict:
     if not ep.credentials_file.exists():
         raise EndpointError(f"no stored credentials for endpoint {ep.name!r}: a service cannot see your shell's "
                             f"COMPUTE_CLIENT_* variables; run `compute-endpoint login {ep.name}` first")
@@ -154,6 +155,7 @@ def _spawn_daemon(ep: EndpointDir, identity: Identity, progress: Progress, timeo
                     stdin=subprocess.PIPE, pass_fds=(write_end,), start_new_session=True, cwd=ep.state_dir)
     os.close(write_end)
     # The secret travels on the daemon's stdin, never in its argv or environment.
+    assert proc.stdin is not None  # stdin=PIPE
     proc.stdin.write(json.dumps({"client_id": identity.client_id, "secret": identity.secret,
                                  "source": identity.source}).encode() + b"\n")
     proc.stdin.close()
@@ -161,7 +163,7 @@ def _spawn_daemon(ep: EndpointDir, identity: Identity, progress: Progress, timeo
         return _await_ready(pipe, proc, ep, progress, timeout)
 
 
-def _await_ready(pipe, proc, ep: EndpointDir, progress: Progress, timeout: float) -> str:
+def _await_ready(pipe: TextIO, proc: subprocess.Popen, ep: EndpointDir, progress: Progress, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     last = "starting"
     while time.monotonic() < deadline:

@@ -18,10 +18,11 @@ _JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
 def setup_logging(log_file: Path | None, level: str = "INFO") -> None:
     """Send this process's records to ``log_file``, or to stderr (and so the journal)."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler: logging.Handler
     if log_file is None or os.environ.get("JOURNAL_STREAM"):
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(_JOURNAL_FORMAT))
     else:
         log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ class EndpointHome:
             return []
         return sorted(
             p.name for p in self.config_root.iterdir()
-            if p.is_dir() and NAME_PATTERN.match(p.name) and EndpointDir(p.name, p, p).config_file() is not None
+            if p.is_dir() and NAME_PATTERN.match(p.name) and EndpointDir(p.name, p, p).is_configured()
         )
 
 
@@ -102,15 +102,16 @@ class EndpointDir:
     config_dir: Path
     state_dir: Path
 
-    def config_file(self) -> Path | None:
+    def config_file(self) -> Path:
+        """config.yaml, or config.yml or config.py where one of those is there instead."""
         for candidate in ("config.yaml", "config.yml", "config.py"):
             path = self.config_dir / candidate
             if path.exists():
                 return path
-        return None
+        return self.config_dir / "config.yaml"
 
     def is_configured(self) -> bool:
-        return self.config_file() is not None
+        return self.config_file().exists()
 
     @property
     def info_file(self) -> Path:

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _libc = None
@@ -65,7 +67,7 @@ def is_ours(pid: int, marker: str) -> bool:
 Process = int | subprocess.Popen  # a pid, or a child we started (which we also reap)
 
 
-def terminate(processes: list[Process], timeout: float, sig: int = signal.SIGTERM) -> list[int]:
+def terminate(processes: Sequence[Process], timeout: float, sig: int = signal.SIGTERM) -> list[int]:
     """Send ``sig`` to each process, wait up to ``timeout``, SIGKILL survivors; return the killed pids."""
     live = [p for p in processes if _alive(p)]
     for process in live:
@@ -99,7 +101,8 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def spawn(argv: list[str], stderr_log: Path, env: dict[str, str], **popen) -> tuple[subprocess.Popen, int]:
+def spawn(argv: list[str], stderr_log: Path, env: dict[str, str],
+          **popen: Any) -> tuple[subprocess.Popen, int]:
     """Start a component in the background, its stderr appended to ``stderr_log``.
 
     Returns the process and the offset in ``stderr_log`` where its own output

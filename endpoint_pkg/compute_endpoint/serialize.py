@@ -14,19 +14,21 @@ import hashlib
 import pickle
 import traceback
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import cloudpickle
 
 PROTOCOL = 5
 
-_function_cache: "weakref.WeakKeyDictionary[object, tuple[str, bytes]]" = weakref.WeakKeyDictionary()
+_function_cache: "weakref.WeakKeyDictionary[Any, tuple[str, bytes]]" = weakref.WeakKeyDictionary()
 
 
 class SerializationError(Exception):
     """A value that cannot be pickled; the message names its type."""
 
 
-def dump_function(fn) -> tuple[str, bytes]:
+def dump_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
     """(hash, bytes) of a function; cached per function object so resubmission is free."""
     try:
         return _function_cache[fn]
@@ -45,7 +47,7 @@ def dump_arguments(args: tuple, kwargs: dict) -> bytes:
     return _dumps((args, kwargs), "arguments")
 
 
-def dump_value(value) -> bytes:
+def dump_value(value: Any) -> bytes:
     return _dumps(value, "result")
 
 
@@ -59,7 +61,7 @@ def dump_exception(exc: BaseException) -> bytes:
         return b""
 
 
-def load(data: bytes):
+def load(data: bytes) -> Any:
     return pickle.loads(data)
 
 
@@ -67,7 +69,7 @@ def format_exception(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def _dumps(obj, what: str) -> bytes:
+def _dumps(obj: Any, what: str) -> bytes:
     try:
         return cloudpickle.dumps(obj, protocol=PROTOCOL)
     except Exception as exc:
@@ -77,7 +79,7 @@ def _dumps(obj, what: str) -> bytes:
         ) from None
 
 
-def _unpicklable_type(obj) -> str:
+def _unpicklable_type(obj: Any) -> str:
     """Name the innermost unpicklable object's type, e.g. 'generator' inside a list."""
     if isinstance(obj, (list, tuple, set, frozenset)):
         for item in obj:
@@ -90,7 +92,7 @@ def _unpicklable_type(obj) -> str:
     return type(obj).__qualname__
 
 
-def _picklable(obj) -> bool:
+def _picklable(obj: Any) -> bool:
     try:
         cloudpickle.dumps(obj, protocol=PROTOCOL)
         return True

@@ -2,9 +2,10 @@
 
 import sys
 import traceback
+from collections.abc import Callable
 from functools import wraps
 from getpass import getpass
-from typing import Annotated, Optional
+from typing import Annotated, Optional, ParamSpec, TypeVar
 
 import typer
 
@@ -22,11 +23,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _state = {"debug": False}
+P = ParamSpec("P")
+R = TypeVar("R")
 
 NameArg = Annotated[str, typer.Argument(help="Endpoint name.", show_default=True)]
 
 
-def _version(value: bool):
+def _version(value: bool) -> None:
     if value:
         output.out.print(f"compute-endpoint {__version__}")
         raise typer.Exit()
@@ -37,15 +40,15 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
-):
+) -> None:
     _state["debug"] = debug
 
 
-def command(fn):
+def command(fn: Callable[P, R]) -> Callable[P, R]:
     """Run a command body; print an EndpointError once and exit with its code."""
 
     @wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except EndpointError as exc:
@@ -74,7 +77,7 @@ def configure(
     name: NameArg = "default",
     broker_url: Annotated[Optional[str], typer.Option(
         "--broker-url", help="Broker URL without credentials, e.g. amqp://127.0.0.1:5672/%2F")] = None,
-):
+) -> None:
     """Create an endpoint's directory and a default config.yaml."""
     ep = control.configure(_home(), name, broker_url)
     output.out.print(f"Created profile for endpoint named <{name}>\n")
@@ -89,7 +92,7 @@ def login(
     name: NameArg = "default",
     client_id: Annotated[Optional[str], typer.Option(
         "--client-id", help="Broker identity (user name). Prompted for when omitted.")] = None,
-):
+) -> None:
     """Store broker credentials for an endpoint, encrypted. The secret is read from a prompt or stdin."""
     if client_id is None:
         client_id = typer.prompt("Client id (broker user)") if sys.stdin.isatty() else sys.stdin.readline().strip()
@@ -106,7 +109,7 @@ def login(
 def start(
     name: NameArg = "default",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the endpoint to be running.")] = 60.0,
-):
+) -> None:
     """Start an endpoint in the background; returns once it is registered and consuming tasks."""
     info = control.start(_home(), name, output.progress, timeout)
     output.out.print(f"Starting endpoint; registered with id: {info['endpoint_id']}")
@@ -119,14 +122,14 @@ def stop(
     name: NameArg = "default",
     timeout: Annotated[Optional[float], typer.Option(
         help="Seconds to wait before killing it (default: the config's stop_timeout + 20).")] = None,
-):
+) -> None:
     """Stop an endpoint and everything it started. Safe to repeat; cleans up after a crash."""
     output.out.print(control.stop(_home(), name, output.progress, timeout))
 
 
 @app.command()
 @command
-def restart(name: NameArg = "default"):
+def restart(name: NameArg = "default") -> None:
     """Stop the endpoint (if running) and start it again."""
     home = _home()
     output.out.print(control.stop(home, name, output.progress))
@@ -136,7 +139,7 @@ def restart(name: NameArg = "default"):
 
 @app.command("list")
 @command
-def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False):
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """List the endpoints configured on this machine, with their state and id."""
     rows = control.list_endpoints(_home())
     if as_json:
@@ -152,7 +155,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
 def status(
     name: NameArg = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-):
+) -> None:
     """Show an endpoint's state, queues, managers, workers, tasks and process ids."""
     data = control.status(_home(), name)
     if as_json:
@@ -167,7 +170,7 @@ def delete(
     name: NameArg = "default",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     keep_queues: Annotated[bool, typer.Option(help="Leave the endpoint's queues on the broker.")] = False,
-):
+) -> None:
     """Stop an endpoint, remove its files and (unless --keep-queues) its queues on the broker."""
     home = _home()
     home.existing(name)
@@ -178,7 +181,7 @@ def delete(
 
 @app.command("enable-on-boot")
 @command
-def enable_on_boot(name: NameArg = "default"):
+def enable_on_boot(name: NameArg = "default") -> None:
     """Make a per-user endpoint a systemd service that starts at boot (needs root: sudo -E)."""
     home = _home()
     ep = home.existing(name)
@@ -188,7 +191,7 @@ def enable_on_boot(name: NameArg = "default"):
 
 @app.command("disable-on-boot")
 @command
-def disable_on_boot(name: NameArg = "default"):
+def disable_on_boot(name: NameArg = "default") -> None:
     """Stop and remove the systemd service that `enable-on-boot` made (needs root: sudo -E)."""
     home = _home()
     output.out.print(systemctl.disable_on_boot(home, home.existing(name)))
@@ -196,13 +199,13 @@ def disable_on_boot(name: NameArg = "default"):
 
 @app.command("check-config")
 @command
-def check_config(path: Annotated[str, typer.Argument(help="A config.yaml or config.py to validate.")]):
+def check_config(path: Annotated[str, typer.Argument(help="A config.yaml or config.py to validate.")]) -> None:
     """Validate a config file without starting anything; exit code 0 when it is valid."""
     load_config(path)
     output.out.print(f"{path}: valid")
 
 
-def main():
+def main() -> None:
     app()
 
 

@@ -58,7 +58,7 @@ def _status_rows(data: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def print_json(data) -> None:
+def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 

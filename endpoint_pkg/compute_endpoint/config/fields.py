@@ -6,6 +6,7 @@ from config.yaml or was built in a config.py.
 """
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import EndpointError
@@ -46,7 +47,7 @@ _KIND_NAMES = {
 
 def setting(default: Any = dataclasses.MISSING, *, kind: type, minimum: float | None = None,
             positive: bool = False, choices: tuple | None = None, nullable: bool = False,
-            factory=None, doc: str = ""):
+            factory: Callable[[], Any] | None = None, doc: str = "") -> Any:
     """A config field with its checks attached as metadata."""
     meta = {"kind": kind, "minimum": minimum, "positive": positive, "choices": choices,
             "nullable": nullable, "doc": doc}
@@ -55,14 +56,14 @@ def setting(default: Any = dataclasses.MISSING, *, kind: type, minimum: float | 
     return dataclasses.field(default=default, metadata=meta)
 
 
-def check_fields(obj) -> None:
+def check_fields(obj: Any) -> None:
     for f in dataclasses.fields(obj):
         meta = f.metadata
         if "kind" in meta:
             _check_value(f.name, getattr(obj, f.name), meta)
 
 
-def _check_value(key: str, value: Any, meta) -> None:
+def _check_value(key: str, value: Any, meta: Mapping[str, Any]) -> None:
     kind = meta["kind"]
     if value is None:
         if meta["nullable"]:
@@ -86,7 +87,7 @@ def _is_kind(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _describe(meta) -> str:
+def _describe(meta: Mapping[str, Any]) -> str:
     text = _KIND_NAMES.get(meta["kind"], meta["kind"].__name__)
     if meta["positive"]:
         text += " greater than 0"

@@ -4,6 +4,7 @@ import dataclasses
 import runpy
 import traceback
 from pathlib import Path
+from typing import Any, NoReturn
 
 import yaml
 
@@ -33,7 +34,7 @@ _UNSUPPORTED_HINTS = {
 _ENGINES_ELSEWHERE = ("ThreadPoolEngine", "ProcessPoolEngine")
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path | str) -> Config:
     """Load and validate the config at ``path`` (a .yaml/.yml or .py file)."""
     path = Path(path)
     if not path.exists():
@@ -52,7 +53,7 @@ def load_yaml_text(text: str, filename: str) -> Config:
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError("", f"invalid YAML: {problem}", filename, line) from None
-    lines = _key_lines(root)
+    lines = _key_lines(root) if root is not None else {}
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -68,7 +69,7 @@ class _Builder:
         self.filename = filename
         self.lines = lines
 
-    def fail(self, path: tuple, message: str):
+    def fail(self, path: tuple, message: str) -> NoReturn:
         line = self._line_for(path)
         raise ConfigError(".".join(str(p) for p in path), message, self.filename, line)
 
@@ -79,7 +80,7 @@ class _Builder:
             path = path[:-1]
         return None
 
-    def build(self, cls, data, path: tuple):
+    def build(self, cls: Any, data: Any, path: tuple) -> Any:
         if not isinstance(data, dict):
             self.fail(path, f"expected a mapping of settings, got {type(data).__name__} {data!r}")
         data = dict(data)
@@ -88,7 +89,7 @@ class _Builder:
         kwargs = {}
         for key, value in data.items():
             if key not in known:
-                self._unknown_key(cls, path + (key,), known)
+                self._unknown_key(path + (key,), known)
             nested = known[key].metadata.get("kind")
             if dataclasses.is_dataclass(nested):
                 value = self.build(nested, value, path + (key,))
@@ -99,7 +100,7 @@ class _Builder:
             key_path = path + tuple(exc.key.split(".")) if exc.key else path
             raise exc.located(".".join(map(str, key_path)), self.filename, self._line_for(key_path)) from None
 
-    def _choose_class(self, cls, data: dict, path: tuple):
+    def _choose_class(self, cls: type, data: dict, path: tuple) -> type:
         if cls is Engine:
             return self._engine_class(data, path)
         if cls is LocalProvider:
@@ -108,7 +109,7 @@ class _Builder:
                 self.fail(path + ("type",), f"provider type {kind!r} is not supported; supported: LocalProvider")
         return cls
 
-    def _engine_class(self, data: dict, path: tuple):
+    def _engine_class(self, data: dict, path: tuple) -> type[Engine]:
         kind = data.get("type", "GlobusComputeEngine")
         if kind in _ENGINES_ELSEWHERE:
             self.fail(path + ("type",), f"{kind} is not supported: tasks run in worker processes managed by this "
@@ -131,7 +132,7 @@ class _Builder:
         except OSError as exc:
             self.fail(path + ("ifname",), f"cannot read an IPv4 address of interface {spec['ifname']!r}: {exc}")
 
-    def _unknown_key(self, cls, path: tuple, known: dict):
+    def _unknown_key(self, path: tuple, known: dict) -> NoReturn:
         key = path[-1]
         hint = _UNSUPPORTED_HINTS.get(key)
         if hint:
@@ -140,7 +141,7 @@ class _Builder:
         self.fail(path, f"unknown key; expected one of: {names}")
 
 
-def _key_lines(node, path: tuple = ()) -> dict[tuple, int]:
+def _key_lines(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
     lines: dict[tuple, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:

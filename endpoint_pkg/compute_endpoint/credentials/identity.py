@@ -46,7 +46,7 @@ def resolve_identity(store: CredentialStore | None, endpoint_name: str = "defaul
     if identity:
         return identity
     stored = store.load() if store else None
-    if stored:
+    if store is not None and stored:
         return Identity(stored[0], stored[1], f"store {store.path}")
     raise MissingCredentialsError(
         f"no broker credentials for endpoint {endpoint_name!r}: set {ENV_ID} and {ENV_SECRET}, "

@@ -13,21 +13,24 @@ The daemon sees a small interface: callbacks ``on_ready``, ``on_lost``,
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
-from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code
+from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code, reply_text
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames
 
 log = logging.getLogger(__name__)
 
 COMMAND_TTL_MS = 60_000
 COMMAND_PREFETCH = 10
+
+Done = Callable[[Any], None]  # called with the broker's reply frame
+Step = tuple[str, Callable[[Done], None]]  # what the agent is doing (for error messages), and the request
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class AmqpAgent:
         self._cb = callbacks
         self._identity = identity
         self._connection: SelectConnection | None = None
-        self._channel: pika.channel.Channel | None = None
+        self._channel: Any = None  # a pika Channel while one is open (pika ships no type information)
         self.epoch = 0
         self.ready = False
         self._stopping = False
@@ -88,7 +91,7 @@ class AmqpAgent:
             on_close_callback=self._on_connection_closed, custom_ioloop=self._ioloop,
         )
 
-    def _on_connection_open_error(self, _conn, error: BaseException) -> None:
+    def _on_connection_open_error(self, _conn: SelectConnection, error: BaseException) -> None:
         fatal, message = describe_connection_error(error, self._params, self._identity)
         if fatal:
             self._cb.on_fatal(message)
@@ -98,14 +101,14 @@ class AmqpAgent:
         else:
             self._cb.on_stopped()
 
-    def _on_connection_closed(self, _conn, reason: BaseException) -> None:
+    def _on_connection_closed(self, _conn: SelectConnection, reason: BaseException) -> None:
         self._channel = None
         self._lost_channel_state()
         if self._stopping:
             self._cb.on_stopped()
             return
         if isinstance(reason, ConnectionClosedByBroker) and reply_code(reason) == ReplyCode.ACCESS_REFUSED:
-            self._cb.on_fatal(f"the broker closed the connection: {reason.reply_text}")
+            self._cb.on_fatal(f"the broker closed the connection: {reply_text(reason)}")
             return
         self._cb.on_lost(f"connection to the broker lost: {reason}")
         self._schedule_reconnect()
@@ -124,7 +127,7 @@ class AmqpAgent:
 
     # --- channel and declarations ----------------------------------------------
 
-    def _on_channel_open(self, channel: pika.channel.Channel) -> None:
+    def _on_channel_open(self, channel: Any) -> None:
         self._channel = channel
         self.epoch += 1
         channel.add_on_close_callback(self._on_channel_closed)
@@ -132,7 +135,7 @@ class AmqpAgent:
         channel.add_on_cancel_callback(self._on_consumer_cancelled)
         channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._declare())
 
-    def _on_channel_closed(self, _channel, reason: BaseException) -> None:
+    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         self._channel = None
         self._lost_channel_state()
         conn = self._connection
@@ -148,7 +151,7 @@ class AmqpAgent:
                 conn.channel(on_open_callback=self._on_channel_open)
                 return
         if by_broker and code == ReplyCode.ACCESS_REFUSED:
-            self._cb.on_fatal(self._refusal_message(reason.reply_text))
+            self._cb.on_fatal(self._refusal_message(reply_text(reason)))
             self._stopping = True
             if conn and conn.is_open:
                 conn.close()
@@ -179,20 +182,21 @@ class AmqpAgent:
             "dead": (n.dead_queue, n.dead_key, None),
         }
 
-    def _queue_steps(self, queue: str, key: str, arguments: dict | None) -> list:
+    def _queue_steps(self, queue: str, key: str, arguments: dict | None) -> list[Step]:
         ch = self._channel
         return [(f"declaring {queue}",
                  lambda done: ch.queue_declare(queue, durable=True, arguments=arguments, callback=done)),
                 (f"binding {queue}",
                  lambda done: ch.queue_bind(queue, TASK_EXCHANGE, routing_key=key, callback=done))]
 
+    def _exchange_step(self, exchange: str) -> Step:
+        ch, passive = self._channel, self._passive_exchanges
+        return (f"exchange {exchange}",
+                lambda done: ch.exchange_declare(exchange, "topic", passive=passive, durable=True, callback=done))
+
     def _declare(self) -> None:
         ch = self._channel
-        passive = self._passive_exchanges
-        steps = [(f"exchange {exchange}",
-                  lambda done, x=exchange: ch.exchange_declare(x, "topic", passive=passive, durable=True,
-                                                                callback=done))
-                 for exchange in (TASK_EXCHANGE, RESULT_EXCHANGE)]
+        steps = [self._exchange_step(exchange) for exchange in (TASK_EXCHANGE, RESULT_EXCHANGE)]
         for queue in self._queues().values():
             steps += self._queue_steps(*queue)
         steps.append(("setting the command prefetch",
@@ -200,11 +204,11 @@ class AmqpAgent:
         steps.append(("consuming commands", self._consume_commands))
         self._run_steps(iter(steps), self._consume)
 
-    def _consume_commands(self, done: Callable | None = None) -> None:
+    def _consume_commands(self, done: Done | None = None) -> None:
         self._command_consumer = self._channel.basic_consume(self._names.commands_queue, self._on_command_message,
                                                              callback=done)
 
-    def _run_steps(self, steps, finished: Callable[[], None]) -> None:
+    def _run_steps(self, steps: Iterator[Step], finished: Callable[[], None]) -> None:
         step = next(steps, None)
         if step is None:
             finished()
@@ -234,14 +238,14 @@ class AmqpAgent:
             ch.basic_cancel(self._task_consumer)
             self._task_consumer = None
 
-        def consume(_frame):
+        def consume(_frame: Any) -> None:
             if self._channel is ch and ch.is_open and not self._tasks_paused and self._task_consumer is None:
                 self._task_consumer = ch.basic_consume(self._names.tasks_queue, self._on_task_message)
                 log.info("consuming %s with prefetch %d", self._names.tasks_queue, self._prefetch)
 
         ch.basic_qos(prefetch_count=self._prefetch, callback=consume)
 
-    def _on_consumer_cancelled(self, frame) -> None:
+    def _on_consumer_cancelled(self, frame: Any) -> None:
         """The broker cancelled a consumer: its queue was deleted, or moved to another node.
 
         Declare the queue again (an empty one, if it was deleted) and go on
@@ -267,11 +271,12 @@ class AmqpAgent:
 
     # --- consuming ---------------------------------------------------------------
 
-    def _on_task_message(self, _ch, method, properties, body) -> None:
+    def _on_task_message(self, _ch: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         self.counts["deliveries"] += 1
         self._cb.on_task(Delivery(method.delivery_tag, self.epoch, method.redelivered, properties, body))
 
-    def _on_command_message(self, _ch, method, properties, body) -> None:
+    def _on_command_message(self, _ch: Any, method: Any, properties: pika.BasicProperties,
+                            body: bytes) -> None:
         self._cb.on_command(Delivery(method.delivery_tag, self.epoch, method.redelivered, properties, body))
 
     def _usable(self, delivery: Delivery) -> bool:
@@ -320,13 +325,13 @@ class AmqpAgent:
         self._confirms.published(on_confirm)
         return True
 
-    def _on_confirm(self, frame) -> None:
+    def _on_confirm(self, frame: Any) -> None:
         ok, callbacks = self._confirms.confirmed(frame)
         for callback in callbacks:
             if callback is not None:
                 callback(ok)
 
-    def _on_return(self, _channel, method, properties, _body) -> None:
+    def _on_return(self, _channel: Any, method: Any, properties: pika.BasicProperties, _body: bytes) -> None:
         self._cb.on_returned(properties.message_id or "", method.reply_text)
 
     def _lost_channel_state(self) -> None:

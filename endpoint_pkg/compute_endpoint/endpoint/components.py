@@ -66,7 +66,7 @@ def free_ports(*addresses: str, avoid: tuple[int, ...] = ()) -> list[int]:
     Every socket stays bound until all ports are chosen: closing one before
     binding the next lets the kernel hand out the same port twice.
     """
-    socks = []
+    socks: list[socket.socket] = []
     try:
         while len(socks) < len(addresses):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -134,10 +134,19 @@ class LocalComponents:
 
     def supervise(self, outstanding: int) -> bool:
         """Restart what died and scale managers; True if the interchange was restarted."""
-        restarted = False
+        restarted = self._restart_interchange_if_dead(time.monotonic())
+        before = self.blocks.pids()
+        self.blocks.poll()
+        self.blocks.scale(outstanding)
+        if restarted or self.blocks.pids() != before:
+            self.record()
+        return restarted
+
+    def _restart_interchange_if_dead(self, now: float) -> bool:
         code = self.interchange.poll() if self.interchange else None
-        now = time.monotonic()
-        if code is not None and self._restart_at is None:
+        if self.interchange is None or code is None:
+            return False
+        if self._restart_at is None:
             # An interchange that dies right after starting (port taken, say) is
             # restarted with growing delays instead of in a tight loop.
             quick = now - self._interchange_started < QUICK_DEATH_SECONDS
@@ -146,17 +155,12 @@ class LocalComponents:
             log.error("interchange (pid %d) died (%s: %s); restarting it%s", self.interchange.pid,
                       describe_exit(code), self.interchange_failure(), f" in {delay:.0f}s" if delay else "")
             self._restart_at = now + delay
-        if code is not None and now >= self._restart_at:
-            self._restart_at = None
-            self.interchange_restarts += 1
-            self._start_interchange()
-            restarted = True
-        before = self.blocks.pids()
-        self.blocks.poll()
-        self.blocks.scale(outstanding)
-        if restarted or self.blocks.pids() != before:
-            self.record()
-        return restarted
+        if now < self._restart_at:
+            return False
+        self._restart_at = None
+        self.interchange_restarts += 1
+        self._start_interchange()
+        return True
 
     @property
     def managers_replaced(self) -> int:

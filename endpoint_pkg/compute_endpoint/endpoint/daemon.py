@@ -26,6 +26,7 @@ from ..protocol import (
     EndpointState,
     ErrorKind,
     InterchangeStatus,
+    Message,
     ProtocolError,
     Result,
     ResultBatch,
@@ -65,7 +66,7 @@ class EndpointDaemon:
         self.broker_where = f"{params.host}:{params.port}"
         self.agent = AmqpAgent(self.ioloop, params, self.names, self, identity.client_id)
         self.components = components
-        self.link: InterchangeLink | None = None
+        self.link = InterchangeLink(self.ioloop, components.interchange_address, self._on_interchange)
         self.ledger = InflightLedger()
         self.outbox = ResultOutbox(self.agent, self.ioloop, self._backlog, self._on_results_confirmed)
         self.status = StatusBuilder()
@@ -84,7 +85,6 @@ class EndpointDaemon:
         self._install_signals()
         self.readiness.progress("starting the interchange and managers")
         self.components.start()
-        self.link = InterchangeLink(self.ioloop, self.components.interchange_address, self._on_interchange)
         self.link.send_control(ControlAction.HELLO)
         self.readiness.progress(f"connecting to the broker at {self.broker_where} as {self.identity.client_id!r}")
         self.agent.start()
@@ -97,8 +97,7 @@ class EndpointDaemon:
             self.ioloop.start()
         finally:
             self.components.stop()
-            if self.link:
-                self.link.close()
+            self.link.close()
         return self.exit_code
 
     def _every(self, period: float | Callable[[], float], action: Callable[[], None]) -> None:
@@ -207,7 +206,7 @@ class EndpointDaemon:
             return
         refusal = self._refusal(task, len(body))
         if refusal:
-            self._complete_locally(self.ledger.get(task.task_id), refusal)
+            self._complete_locally(self.ledger[task.task_id], refusal)
         else:
             self.link.send_task(body)
 
@@ -295,7 +294,7 @@ class EndpointDaemon:
 
     # --- interchange side ----------------------------------------------------
 
-    def _on_interchange(self, msg, frames: list[bytes]) -> None:
+    def _on_interchange(self, msg: Message, frames: list[bytes]) -> None:
         if isinstance(msg, ResultBatch):
             arrived = []
             for data in frames:

@@ -79,6 +79,9 @@ class InflightLedger:
     def get(self, task_id: str) -> InflightTask | None:
         return self.tasks.get(task_id)
 
+    def __getitem__(self, task_id: str) -> InflightTask:
+        return self.tasks[task_id]
+
     def finish(self, task_id: str) -> list[DeliveryGroup]:
         """Forget a task whose result is confirmed; returns the deliveries now complete."""
         entry = self.tasks.pop(task_id, None)

@@ -53,13 +53,13 @@ class InterchangeLink:
             self.sock.send_multipart([TaskBatch().pack()] + batch, copy=False)
         self.drain()
 
-    def _on_fd(self, _fd, _events) -> None:
+    def _on_fd(self, _fd: int, _events: int) -> None:
         self.drain()
 
     def drain(self) -> None:
         """Handle waiting messages; reschedules itself rather than hogging the loop."""
         for _ in range(_DRAIN_BATCH):
-            if not self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(self.sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
             frames = self.sock.recv_multipart(zmq.NOBLOCK)
             try:

@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 
 import zmq
 
@@ -21,6 +22,7 @@ from ..protocol import (
     Heartbeat,
     InterchangeStatus,
     ManagerRegistration,
+    Message,
     ProtocolError,
     Result,
     ResultAck,
@@ -52,7 +54,7 @@ class Interchange:
         self.manager_sock = make_socket(self.ctx, zmq.ROUTER)
         port = settings.worker_port or "*"
         self.manager_sock.bind(f"tcp://{settings.worker_address}:{port}")
-        self.worker_port = int(self.manager_sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+        self.worker_port = int(self.manager_sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
         self.scheduler = Scheduler(settings.max_retries)
         self.to_endpoint: deque[list[bytes]] = deque()
         self.running = True
@@ -84,7 +86,7 @@ class Interchange:
         self.manager_sock.close()
         self.ctx.term()
 
-    def _drain(self, sock: zmq.Socket, handler) -> None:
+    def _drain(self, sock: zmq.Socket, handler: Callable[[bytes, Message, list[bytes]], None]) -> None:
         for _ in range(10_000):  # bounded so one busy side cannot starve the other
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -97,7 +99,7 @@ class Interchange:
 
     # --- endpoint side -------------------------------------------------------
 
-    def _on_endpoint(self, identity: bytes, msg, extra: list[bytes]) -> None:
+    def _on_endpoint(self, identity: bytes, msg: Message, extra: list[bytes]) -> None:
         if isinstance(msg, TaskBatch):
             for data in extra:
                 task = Task.peek(data)
@@ -131,7 +133,7 @@ class Interchange:
 
     # --- manager side --------------------------------------------------------
 
-    def _on_manager(self, identity: bytes, msg, extra: list[bytes]) -> None:
+    def _on_manager(self, identity: bytes, msg: Message, extra: list[bytes]) -> None:
         manager_id = identity.decode(errors="replace")
         record = self.scheduler.managers.get(manager_id)
         if record is not None:
@@ -224,7 +226,9 @@ class Interchange:
     def _dispatch(self) -> None:
         for record, entries in self.scheduler.dispatch():
             header = TaskBatch(seq=record.batch_seq).pack()
-            self._send_manager(record.manager_id.encode(), header, *[e.data for e in entries])
+            # Queued tasks always carry their bytes: only those adopted from a manager lack them, and those are
+            # never queued.
+            self._send_manager(record.manager_id.encode(), header, *[e.data for e in entries if e.data is not None])
             self.status_dirty = True
 
     def _tick(self) -> None:

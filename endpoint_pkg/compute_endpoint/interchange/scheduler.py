@@ -15,6 +15,7 @@ scan the whole manager table.
 """
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -166,12 +167,13 @@ class Scheduler:
             record.batch_seq += 1
         return list(plan.values())
 
-    def _fill(self, plan: dict, queue: deque[str], ring_key: tuple[str, str], room, per_turn: int | None) -> None:
+    def _fill(self, plan: dict[str, tuple[ManagerRecord, list[TaskEntry]]], queue: deque[str],
+              ring_key: tuple[str, str], room: Callable[[ManagerRecord], int], per_turn: int | None) -> None:
         ring = self._rings.get(ring_key)
         while queue and ring:
             record = self.managers.get(ring[0])
             space = room(record) if record is not None else 0
-            if space == 0:
+            if record is None or space == 0:
                 self._in_ring[ring_key].discard(ring.popleft())
                 continue
             ring.rotate(-1)

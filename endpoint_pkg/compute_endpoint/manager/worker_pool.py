@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from ..procs import describe_exit, terminate
 from ..protocol import ErrorKind, Result
@@ -48,8 +49,8 @@ class WorkerHandle:
 
 
 class WorkerPool:
-    def __init__(self, size: int, manager_id: str, max_result_bytes: int, env: dict | None = None,
-                 stdout=None):
+    def __init__(self, size: int, manager_id: str, max_result_bytes: int, env: dict[str, str] | None = None,
+                 stdout: BinaryIO | None = None):
         self.size = size
         self.manager_id = manager_id
         self.max_result_bytes = max_result_bytes
@@ -118,6 +119,10 @@ class WorkerPool:
             return self._on_worker_exit(worker)
         results = []
         for frame in worker.reader.feed(data):
+            if worker.task is None:
+                log.error("worker %d (pid %d) sent %d bytes while running no task; ignored them", worker.index,
+                          worker.pid, len(frame))
+                continue
             results.append((worker.task.task_id, frame))
             worker.task = None
         return results

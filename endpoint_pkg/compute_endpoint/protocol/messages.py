@@ -96,9 +96,9 @@ def _enum_in(expected: Any) -> type[Enum] | None:
 def _is_instance(value: Any, expected: Any) -> bool:
     if isinstance(expected, types.UnionType):
         return any(_is_instance(value, option) for option in expected.__args__)
-    if isinstance(expected, types.GenericAlias):  # list[str]: each item is checked too
+    if isinstance(expected, types.GenericAlias):  # list[X] (the only generic in messages): each item is checked
         (item_type,) = expected.__args__
-        return isinstance(value, expected.__origin__) and all(_is_instance(item, item_type) for item in value)
+        return isinstance(value, list) and all(_is_instance(item, item_type) for item in value)
     if isinstance(expected, type) and issubclass(expected, Enum):
         return isinstance(value, str) and value in expected._value2member_map_
     if isinstance(value, bool):
@@ -176,7 +176,7 @@ class Result(Message):
     payload: bytes = b""
 
     @classmethod
-    def failure(cls, task_id: str, error_kind: ErrorKind, message: str, **extra) -> "Result":
+    def failure(cls, task_id: str, error_kind: ErrorKind, message: str, **extra: Any) -> "Result":
         """A result for a task that failed outside user code (no pickled exception)."""
         return cls(task_id=task_id, ok=False, error_kind=error_kind, error_message=message, **extra)
 
@@ -329,7 +329,7 @@ class InterchangeStatus(Message):
     payload: bytes = b""
 
     @classmethod
-    def of(cls, managers: list[dict], **fields) -> "InterchangeStatus":
+    def of(cls, managers: list[dict], **fields: Any) -> "InterchangeStatus":
         return cls(payload=json.dumps(managers).encode(), **fields)
 
     @property

@@ -1,11 +1,12 @@
 """Length-prefixed frames on the stream socket (a socketpair) between a manager and each worker."""
 
+import socket
 import struct
 
 _LENGTH = struct.Struct("!I")
 
 
-def write_frame(sock, data: bytes) -> None:
+def write_frame(sock: socket.socket, data: bytes) -> None:
     """One system call for header and body in the usual case; sendall finishes a partial send."""
     head = _LENGTH.pack(len(data))
     sent = sock.sendmsg([head, data])
@@ -16,7 +17,7 @@ def write_frame(sock, data: bytes) -> None:
         sock.sendall(memoryview(data)[sent - len(head):])
 
 
-def read_frame(sock) -> bytes | None:
+def read_frame(sock: socket.socket) -> bytes | None:
     """Blocking read of one frame; None when the peer closed the stream."""
     head = _read_exactly(sock, _LENGTH.size)
     if head is None:
@@ -25,7 +26,7 @@ def read_frame(sock) -> bytes | None:
     return _read_exactly(sock, length)
 
 
-def _read_exactly(sock, size: int) -> bytes | None:
+def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
     chunks = bytearray()
     while len(chunks) < size:
         chunk = sock.recv(min(size - len(chunks), 1 << 20))
@@ -38,7 +39,7 @@ def _read_exactly(sock, size: int) -> bytes | None:
 class FrameReader:
     """Incremental decoder for a non-blocking reader: feed bytes, get whole frames."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:

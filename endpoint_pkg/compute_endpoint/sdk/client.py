@@ -7,6 +7,7 @@ drain) and waits for the reply, and removes its queues.
 import os
 import time
 import uuid
+from typing import Any
 
 import pika
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
@@ -32,7 +33,8 @@ def sdk_identity(client_id: str | None, client_secret: str | None) -> Identity:
     return identity
 
 
-def sdk_parameters(broker_url: str | None, identity: Identity, tls_ca: str | None, name: str):
+def sdk_parameters(broker_url: str | None, identity: Identity, tls_ca: str | None,
+                   name: str) -> pika.URLParameters:
     url = broker_url or os.environ.get("COMPUTE_BROKER_URL") or DEFAULT_BROKER_URL
     return connection_parameters(url, identity.client_id, identity.secret, tls_ca=tls_ca, name=name)
 
@@ -111,7 +113,7 @@ class Client:
             return self._await_reply(channel, reply.queue, command.command_id, timeout, endpoint_id)
 
     @staticmethod
-    def _await_reply(channel, queue: str, command_id: str, timeout: float, endpoint_id: str) -> CommandReply:
+    def _await_reply(channel: Any, queue: str, command_id: str, timeout: float, endpoint_id: str) -> CommandReply:
         for _method, _props, body in channel.consume(queue, auto_ack=True, inactivity_timeout=timeout):
             if body is None:
                 break

@@ -73,7 +73,7 @@ _SYSTEM_ERRORS = {
 
 def exception_from_result(result: Result) -> BaseException:
     if result.error_kind != ErrorKind.EXCEPTION:
-        cls = _SYSTEM_ERRORS.get(result.error_kind, TaskFailed)
+        cls = _SYSTEM_ERRORS.get(result.error_kind, TaskFailed) if result.error_kind else TaskFailed
         return cls(f"task {result.task_id} failed: {result.error_message}", result.task_id, result.error_kind or "")
     exc = _rebuild(result)
     if exc is None:

@@ -15,8 +15,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor as _BaseExecutor
 from concurrent.futures import Future
+from typing import Any
 
 from .. import serialize
 from ..config.model import DEFAULT_MAX_PAYLOAD_BYTES
@@ -79,7 +81,7 @@ class Executor(_BaseExecutor):
 
     # --- concurrent.futures.Executor -----------------------------------------
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         if self._shutdown:
             raise RuntimeError("cannot submit after shutdown")
         if self._refusal:
@@ -101,7 +103,7 @@ class Executor(_BaseExecutor):
                 f"{self.max_payload_bytes / 2**20:.1f} MiB; pass large data by reference (a path or URL)",
                 task.task_id, ErrorKind.PAYLOAD_TOO_LARGE))
             return future
-        future.task_id = task.task_id
+        future.task_id = task.task_id  # type: ignore[attr-defined]  # documented: which task it is
         with self._futures_lock:
             self._futures[task.task_id] = future
         self._session.publish(TASK_EXCHANGE, self.names.tasks_key, body, task.task_id)
@@ -145,7 +147,7 @@ class Executor(_BaseExecutor):
 
     # --- results (session thread) --------------------------------------------
 
-    def _on_result(self, body: bytes, _props) -> None:
+    def _on_result(self, body: bytes, _props: object) -> None:
         try:
             results = [Result.unpack(item) for item in unbundle(body)]
         except ProtocolError as exc:

@@ -13,11 +13,12 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
-from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code
+from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code, reply_text
 from ..protocol import bundle_up, group_message_id, packed_group
 from ..protocol.broker_names import RESULT_EXCHANGE, ReplyAddress
 
@@ -49,7 +50,7 @@ class BrokerSession:
         self._expires = result_queue_expires_ms
         self._ioloop = IOLoop()
         self._connection: SelectConnection | None = None
-        self._channel = None
+        self._channel: Any = None  # a pika Channel while one is open (pika ships no type information)
         self._outbox: deque[Item] = deque()
         self._unconfirmed: ConfirmTracker[list[Item]] = ConfirmTracker()
         self._flush_scheduled = False
@@ -101,7 +102,7 @@ class BrokerSession:
                                             on_open_error_callback=self._on_open_error,
                                             on_close_callback=self._on_closed, custom_ioloop=self._ioloop)
 
-    def _on_open_error(self, _conn, error) -> None:
+    def _on_open_error(self, _conn: SelectConnection, error: BaseException) -> None:
         fatal, message = describe_connection_error(error, self.params, self.identity)
         if self._closing:
             self._ioloop.stop()
@@ -114,7 +115,7 @@ class BrokerSession:
             return
         self._retry(message)
 
-    def _on_closed(self, _conn, reason) -> None:
+    def _on_closed(self, _conn: SelectConnection, reason: BaseException) -> None:
         self._channel = None
         self.ready.clear()
         self._requeue_unconfirmed()
@@ -128,32 +129,32 @@ class BrokerSession:
         log.warning("%s; reconnecting in %.1fs", message, delay)
         self._ioloop.call_later(delay, lambda: None if self._closing else self._connect())
 
-    def _on_open(self, connection) -> None:
+    def _on_open(self, connection: SelectConnection) -> None:
         connection.channel(on_open_callback=self._on_channel)
 
-    def _on_channel(self, channel) -> None:
+    def _on_channel(self, channel: Any) -> None:
         self._channel = channel
         channel.add_on_return_callback(self._on_return)
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_cancel_callback(self._on_consumer_cancelled)
         channel.confirm_delivery(self._on_confirm, callback=lambda _f: self._declare())
 
-    def _on_channel_closed(self, _channel, reason) -> None:
+    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         self._channel = None
         code = reply_code(reason)
         if code == ReplyCode.ACCESS_REFUSED and self.ready.is_set():
             # A publish was refused (e.g. to an endpoint of another identity). Retrying
             # cannot help: fail what was in flight and stop publishing it.
             refused = [item for group in self._unconfirmed.reset() for item in group]
-            self._on_refused(f"the broker refused identity {self.identity!r}: {reason.reply_text}")
-            log.error("%s (%d tasks failed)", reason.reply_text, len(refused))
+            self._on_refused(f"the broker refused identity {self.identity!r}: {reply_text(reason)}")
+            log.error("%s (%d tasks failed)", reply_text(reason), len(refused))
         elif code in (ReplyCode.ACCESS_REFUSED, ReplyCode.NOT_FOUND) and not self.ready.is_set():
             if code == ReplyCode.ACCESS_REFUSED:
-                self.fatal_error = (f"the broker refused identity {self.identity!r} ({reason.reply_text}); "
+                self.fatal_error = (f"the broker refused identity {self.identity!r} ({reply_text(reason)}); "
                                     "check its permissions (see README: Broker setup)")
             else:
                 self.fatal_error = (f"the broker has no exchange {RESULT_EXCHANGE!r}: no endpoint has been started "
-                                    f"on this broker yet ({reason.reply_text})")
+                                    f"on this broker yet ({reply_text(reason)})")
             self.ready.set()
             self._closing = True
         if self._connection and self._connection.is_open:
@@ -165,14 +166,14 @@ class BrokerSession:
         args = {"x-expires": self._expires}
         done = on_consuming or self._on_ready
 
-        def bound(_frame):
+        def bound(_frame: Any) -> None:
             ch.basic_qos(prefetch_count=1000, callback=lambda _f: ch.basic_consume(
                 reply.queue, self._on_message, callback=lambda _f: done()))
 
         ch.queue_declare(reply.queue, durable=True, arguments=args,
                          callback=lambda _f: ch.queue_bind(reply.queue, RESULT_EXCHANGE, reply.key, callback=bound))
 
-    def _on_consumer_cancelled(self, _frame) -> None:
+    def _on_consumer_cancelled(self, _frame: Any) -> None:
         """The broker cancelled our consumer: the result queue was deleted, or moved. Declare it again."""
         log.warning("the broker cancelled the consumer of %s (deleted or moved); declaring it again", self.reply.queue)
         self._declare(on_consuming=lambda: None)
@@ -203,7 +204,7 @@ class BrokerSession:
             self._channel.basic_publish(exchange, key, body, props, mandatory=True)
             self._unconfirmed.published(group)
 
-    def _on_confirm(self, frame) -> None:
+    def _on_confirm(self, frame: Any) -> None:
         ok, groups = self._unconfirmed.confirmed(frame)
         if not ok:
             with self._lock:
@@ -215,13 +216,13 @@ class BrokerSession:
         if self._outbox:
             self._flush()
 
-    def _on_return(self, _channel, method, properties, _body) -> None:
+    def _on_return(self, _channel: Any, method: Any, properties: pika.BasicProperties, _body: bytes) -> None:
         returned = properties.message_id or ""
         group = next((g for g in self._unconfirmed.pending() if _message_id(g) == returned), None)
         for item in group or [("", "", b"", returned)]:
             self._on_returned(item[3], method.reply_text)
 
-    def _on_message(self, channel, method, properties, body) -> None:
+    def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         try:
             self._on_result(body, properties)
         finally:
@@ -236,7 +237,7 @@ class BrokerSession:
     def _begin_close(self) -> None:
         self._closing = True
         ch, conn = self._channel, self._connection
-        if ch is not None and ch.is_open and self._delete_queue_on_close:
+        if ch is not None and ch.is_open and conn is not None and self._delete_queue_on_close:
             ch.queue_delete(self.reply.queue, callback=lambda _f: conn.close())
         elif conn is not None and not (conn.is_closed or conn.is_closing):
             conn.close()  # open, or still opening (which this aborts)
@@ -248,11 +249,7 @@ def _bundles(items: list[Item]) -> list[list[Item]]:
     """Consecutive items for the same destination, grouped into bundle-sized runs."""
     groups: list[list[Item]] = []
     for _destination, run in itertools.groupby(items, key=lambda item: (item[0], item[1])):
-        run = list(run)
-        sizes = [len(g) for g in bundle_up([item[2] for item in run], BUNDLE_MAX_ITEMS, BUNDLE_MAX_BYTES)]
-        for size in sizes:
-            groups.append(run[:size])
-            run = run[size:]
+        groups += bundle_up(list(run), BUNDLE_MAX_ITEMS, BUNDLE_MAX_BYTES, size=lambda item: len(item[2]))
     return groups
 
 

@@ -11,6 +11,8 @@ import socket
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 from .. import serialize
 from ..procs import die_with_parent
@@ -26,9 +28,9 @@ class FunctionCache:
 
     def __init__(self, size: int = _FUNCTION_CACHE_SIZE):
         self._size = size
-        self._entries: OrderedDict[str, object] = OrderedDict()
+        self._entries: OrderedDict[str, Callable[..., Any]] = OrderedDict()
 
-    def get(self, fn_hash: str, data: bytes):
+    def get(self, fn_hash: str, data: bytes) -> Callable[..., Any]:
         fn = self._entries.get(fn_hash)
         if fn is None:
             fn = serialize.load(data)
@@ -42,7 +44,8 @@ class FunctionCache:
 
 def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id: str = "") -> Result:
     started = time.time()
-    common = {"task_id": task.task_id, "worker_pid": os.getpid(), "manager": manager_id, "started_at": started}
+    common: dict[str, Any] = {"task_id": task.task_id, "worker_pid": os.getpid(), "manager": manager_id,
+                              "started_at": started}
     try:
         fn = cache.get(task.fn_hash, task.payload[: task.fn_len])
         args, kwargs = serialize.load(task.payload[task.fn_len:])
@@ -60,7 +63,7 @@ def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id:
     return _value_result(value, common, max_result_bytes)
 
 
-def _exception_result(exc: BaseException, common: dict) -> Result:
+def _exception_result(exc: BaseException, common: dict[str, Any]) -> Result:
     exc.__traceback__ = exc.__traceback__.tb_next if exc.__traceback__ else None  # drop execute()'s frame
     kind = type(exc)
     return Result(
@@ -70,7 +73,7 @@ def _exception_result(exc: BaseException, common: dict) -> Result:
     )
 
 
-def _value_result(value, common: dict, max_result_bytes: int) -> Result:
+def _value_result(value: Any, common: dict[str, Any], max_result_bytes: int) -> Result:
     try:
         data = serialize.dump_value(value)
     except serialize.SerializationError as exc:
