@@ -15,7 +15,7 @@ ROOT=build/pkgroot
 VENV=$ROOT$PREFIX
 # PACKAGE_VERSION overrides the version (the upgrade test builds a newer one);
 # DIST is where the packages go.
-VERSION=${PACKAGE_VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' endpoint_pkg/pyproject.toml)}
+VERSION=${PACKAGE_VERSION:-$(sed -n 's/^__version__ = "\(.*\)"/\1/p' endpoint_pkg/compute_endpoint/_version.py)}
 DIST=${DIST:-dist}
 export VERSION
 

@@ -16,7 +16,7 @@ DIST=$OUT/deb-upgrade PACKAGE_VERSION=$UPGRADE_VERSION packaging/build.sh >/dev/
 src=$(mktemp -d)
 cp -r endpoint_pkg/. "$src/"
 rm -rf "$src/build" "$src"/*.egg-info
-sed -i "s/^version = \".*\"/version = \"$UPGRADE_VERSION\"/" "$src/pyproject.toml"
+sed -i "s/^__version__ = \".*\"/__version__ = \"$UPGRADE_VERSION\"/" "$src/compute_endpoint/_version.py"
 .venv/bin/pip wheel -q --no-deps "$src" -w "$OUT/wheel-upgrade"
 rm -rf "$src"
 ls -1 "$OUT"/*/compute*

@@ -1,8 +1,5 @@
 """Compute endpoint: run Python functions received over RabbitMQ on local workers."""
 
-from importlib.metadata import PackageNotFoundError, version
+from ._version import __version__
 
-try:
-    __version__ = version("compute-endpoint")
-except PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+__all__ = ["__version__"]

@@ -3,15 +3,11 @@ queue moves to another node). The endpoint and the SDK declare the queue again a
 
 from compute_endpoint.protocol.broker_names import EndpointNames
 
-from ..support.broker import rabbitmqctl, wait_for
+from ..support.broker import queue_count, rabbitmqctl, wait_for
 
 
 def consumers_of(queue: str) -> int | None:
-    for line in rabbitmqctl("list_queues", "name", "consumers", check=False).stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == queue:
-            return int(parts[1])
-    return None
+    return queue_count(queue, "consumers")
 
 
 def test_the_endpoint_consumes_again_after_its_task_queue_is_deleted(endpoint):

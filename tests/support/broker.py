@@ -63,12 +63,17 @@ def delete_queues_of(owner: str) -> None:
             rabbitmqctl("delete_queue", queue, check=False)
 
 
-def queue_depth(queue: str) -> int | None:
-    for line in rabbitmqctl("list_queues", "name", "messages", check=False).stdout.splitlines():
+def queue_count(queue: str, column: str) -> int | None:
+    """A count rabbitmqctl lists for a queue (``messages``, ``consumers``, ...); None if there is no such queue."""
+    for line in rabbitmqctl("list_queues", "name", column, check=False).stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == queue:
             return int(parts[1])
     return None
+
+
+def queue_depth(queue: str) -> int | None:
+    return queue_count(queue, "messages")
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):

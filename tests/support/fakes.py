@@ -138,9 +138,6 @@ class FakeChannel:
     def basic_ack(self, delivery_tag=0, multiple=False):
         self._record("basic_ack", delivery_tag)
 
-    def basic_reject(self, delivery_tag, requeue=True):
-        self._record("basic_reject", delivery_tag, requeue=requeue)
-
     def close(self):
         self.is_open = False
         self._record("close")

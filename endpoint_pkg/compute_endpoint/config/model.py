@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .fields import ConfigError, check_fields, setting
 
 MiB = 1024 * 1024
 DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672/%2F"
-DEFAULT_MAX_PAYLOAD_BYTES = 10 * MiB
 
 
 @dataclass

@@ -9,7 +9,7 @@ the connection.
 
 The daemon sees a small interface: callbacks ``on_ready``, ``on_lost``,
 ``on_fatal``, ``on_task``, ``on_command``, ``on_returned``; and methods
-``publish``, ``ack``, ``reject``, ``set_prefetch``, ``pause_tasks``, ``stop``.
+``publish``, ``ack``, ``set_prefetch``, ``pause_tasks``, ``stop``.
 """
 
 import logging
@@ -289,10 +289,6 @@ class AmqpAgent:
         self._channel.basic_ack(delivery.tag)
         self.counts["acks"] += 1
         return True
-
-    def reject(self, delivery: Delivery, requeue: bool) -> None:
-        if self._usable(delivery):
-            self._channel.basic_reject(delivery.tag, requeue=requeue)
 
     def set_prefetch(self, count: int) -> None:
         """How many tasks the broker may hand us unacked: follows worker capacity."""

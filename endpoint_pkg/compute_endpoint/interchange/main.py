@@ -10,14 +10,17 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..config import Config
 from ..logs import setup_logging
 from ..paths import EndpointDir, read_json, write_json
 from ..procs import die_with_parent
 from ..readiness import Readiness
 from .interchange import Interchange
 from .settings import InterchangeSettings
+
+if TYPE_CHECKING:  # an interchange started with flags has no config to read
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ def run(settings: InterchangeSettings, on_ready: Callable[[Interchange], None] |
     return 0
 
 
-def serve_endpoint(ep: EndpointDir, config: Config) -> int:
+def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
     """Run as the endpoint's ``compute-interchange@`` unit: the daemon finds it through the state directory.
 
     It listens for its endpoint on a socket there, and records its manager port

@@ -35,9 +35,6 @@ class ManagerRecord:
         """Workers with nothing to do: a task sent now starts at once, not after another."""
         return 0 if self.draining else max(0, self.workers - len(self.tasks))
 
-    def serves(self, container_type: str) -> bool:
-        return container_type in self.container_types
-
     def summary(self) -> dict:
         return {
             "manager_id": self.manager_id,

@@ -2,9 +2,12 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cmdline import CommandLine, option
-from ..config import Config
+
+if TYPE_CHECKING:  # the interchange process needs no config machinery, only what its command line says
+    from ..config import Config
 
 
 @dataclass
@@ -24,7 +27,7 @@ class InterchangeSettings(CommandLine):
     log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     @classmethod
-    def from_config(cls, config: Config, endpoint_address: str, worker_port: int, *, parent_pid: int = 0,
+    def from_config(cls, config: "Config", endpoint_address: str, worker_port: int, *, parent_pid: int = 0,
                     log_file: Path | None = None) -> "InterchangeSettings":
         engine = config.engine
         return cls(endpoint_address=endpoint_address, worker_address=engine.address, worker_port=worker_port,

@@ -10,8 +10,8 @@ import os
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
-from ..config import Config
 from ..errors import EndpointError
 from ..logs import setup_logging
 from ..paths import EndpointDir, read_json
@@ -19,6 +19,9 @@ from ..procs import die_with_parent
 from ..readiness import Readiness
 from .manager import Manager, install_signal_handlers
 from .settings import ManagerSettings, interchange_host
+
+if TYPE_CHECKING:  # a manager started with flags has no config to read
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> 
     return 0
 
 
-def serve_endpoint(ep: EndpointDir, config: Config) -> int:
+def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
     """Run as the endpoint's ``compute-manager@`` unit, for the interchange its config names."""
     engine = config.engine
     port = engine.worker_port or (read_json(ep.interchange_record) or {}).get("worker_port")

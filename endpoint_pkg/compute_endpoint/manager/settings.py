@@ -9,10 +9,13 @@ import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cmdline import CommandLine, option
-from ..config import Config
-from ..config.model import DEFAULT_MAX_PAYLOAD_BYTES
+from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
+
+if TYPE_CHECKING:  # a manager process needs no config machinery, only what its command line says
+    from ..config import Config
 
 
 @dataclass
@@ -37,7 +40,7 @@ class ManagerSettings(CommandLine):
             self.manager_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
     @classmethod
-    def from_config(cls, config: Config, interchange: str, manager_id: str, *, parent_pid: int = 0,
+    def from_config(cls, config: "Config", interchange: str, manager_id: str, *, parent_pid: int = 0,
                     log_file: Path | None = None) -> "ManagerSettings":
         engine = config.engine
         return cls(interchange=interchange, workers=engine.max_workers_per_node, manager_id=manager_id,

@@ -16,6 +16,8 @@ import struct
 MAGIC = b"CE"
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
+# The largest task or result an endpoint accepts unless its config says otherwise (max_payload_bytes).
+DEFAULT_MAX_PAYLOAD_BYTES = 10 * 2**20
 
 _PREFIX = struct.Struct("!2sBBI")
 _KIND_OFFSET = len(MAGIC) + 1  # after the magic and the version byte

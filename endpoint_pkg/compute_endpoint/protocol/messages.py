@@ -12,15 +12,24 @@ import json
 import types
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from .codec import ProtocolError, decode, decode_header, encode
 from .vocabulary import CommandAction, ControlAction, EndpointState, ErrorKind
 
 M = TypeVar("M", bound="Message")
 _REGISTRY: dict[int, type["Message"]] = {}
-# (name, declared type, required, the enum a value is converted to) of each header field
-Schema = tuple[tuple[str, Any, bool, type[Enum] | None], ...]
+
+
+class HeaderField(NamedTuple):
+    name: str
+    expected: Any  # the declared type
+    required: bool
+    plain: frozenset[type]  # types a decoded JSON value may have to pass without a closer look (the fast path)
+    members: dict[str, Enum] | None  # for a field of an enum type: each value's member
+
+
+Schema = tuple[HeaderField, ...]
 
 
 class Message:
@@ -39,7 +48,7 @@ class Message:
             _REGISTRY[cls.KIND] = cls
 
     def header(self) -> dict:
-        return {name: getattr(self, name) for name, _, _, _ in self._schema()}
+        return {f.name: getattr(self, f.name) for f in self._schema()}
 
     def pack(self) -> bytes:
         return encode(self.KIND, self.header(), getattr(self, "payload", b""))
@@ -62,16 +71,16 @@ class Message:
     @classmethod
     def from_parts(cls: type[M], header: dict, payload: bytes) -> M:
         values = {}
-        for name, expected, required, enum_type in cls._schema():
-            if name not in header:
-                if required:
-                    raise ProtocolError("missing-field", f"{cls.__name__} message lacks required field '{name}'")
+        for f in cls._schema():
+            if f.name not in header:
+                if f.required:
+                    raise ProtocolError("missing-field", f"{cls.__name__} message lacks required field '{f.name}'")
                 continue
-            value = header[name]
-            if not _is_instance(value, expected):
-                raise ProtocolError("bad-field", f"{cls.__name__} field '{name}' must be {_type_name(expected)}, "
-                                                 f"got {_describe(value, expected)}")
-            values[name] = enum_type(value) if enum_type is not None and value is not None else value
+            value = header[f.name]
+            if type(value) not in f.plain and not _is_instance(value, f.expected):
+                raise ProtocolError("bad-field", f"{cls.__name__} field '{f.name}' must be "
+                                                 f"{_type_name(f.expected)}, got {_describe(value, f.expected)}")
+            values[f.name] = f.members[value] if f.members is not None and value is not None else value
         if "payload" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
             values["payload"] = payload
         return cls(**values)
@@ -80,17 +89,29 @@ class Message:
     def _schema(cls) -> Schema:
         if "_fields" not in cls.__dict__:  # computed once per class
             cls._fields = tuple(
-                (f.name, f.type, f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-                 _enum_in(f.type))
+                HeaderField(f.name, f.type,
+                            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                            _plain_types(f.type), _members(f.type))
                 for f in dataclasses.fields(cls)  # type: ignore[arg-type]
                 if f.name != "payload"
             )
         return cls._fields
 
 
-def _enum_in(expected: Any) -> type[Enum] | None:
+_PLAIN: dict[type, set[type]] = {str: {str}, int: {int}, float: {int, float}, bool: {bool}, dict: {dict},
+                              type(None): {type(None)}}
+
+
+def _plain_types(expected: Any) -> frozenset[type]:
+    """The JSON types that need no closer look; lists and enum values always get one."""
     options = expected.__args__ if isinstance(expected, types.UnionType) else (expected,)
-    return next((t for t in options if isinstance(t, type) and issubclass(t, Enum)), None)
+    return frozenset(t for option in options for t in _PLAIN.get(option, ()))
+
+
+def _members(expected: Any) -> dict[str, Enum] | None:
+    options = expected.__args__ if isinstance(expected, types.UnionType) else (expected,)
+    enum = next((t for t in options if isinstance(t, type) and issubclass(t, Enum)), None)
+    return None if enum is None else {member.value: member for member in enum}
 
 
 def _is_instance(value: Any, expected: Any) -> bool:

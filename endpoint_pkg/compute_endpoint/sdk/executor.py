@@ -21,9 +21,9 @@ from concurrent.futures import Future
 from typing import Any
 
 from .. import serialize
-from ..config.model import DEFAULT_MAX_PAYLOAD_BYTES
 from ..protocol import ErrorKind, ProtocolError, Result, Task, unbundle
 from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
+from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .client import Client, sdk_identity, sdk_parameters
 from .errors import (
     BrokerUnavailableError,

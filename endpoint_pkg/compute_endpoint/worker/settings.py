@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from ..cmdline import CommandLine, option
-from ..config.model import DEFAULT_MAX_PAYLOAD_BYTES
+from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
 
 @dataclass
