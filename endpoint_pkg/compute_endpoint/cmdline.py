@@ -58,8 +58,8 @@ class CommandLine:
                 argv.append(str(value))
             elif kind is bool:
                 argv.append(_flag(f.name))
-            else:
-                argv += [_flag(f.name), str(value)]
+            else:  # one word, so that a value starting with "-" is never read as a flag
+                argv.append(f"{_flag(f.name)}={value}")
         return argv
 
     def command(self, python: str = sys.executable) -> list[str]:

@@ -27,6 +27,13 @@ def test_the_endpoint_answers_commands_again_after_its_command_queue_is_deleted(
     assert endpoint.status()["state"] == "Running"
 
 
+def test_an_executor_that_shuts_down_removes_its_result_queue_for_good(endpoint):
+    with endpoint.executor() as ex:
+        assert ex.submit(pow, 2, 2).result(timeout=60) == 4
+        queue = ex._session.reply.queue
+    assert consumers_of(queue) is None, "deleting it on shutdown is not taken for a queue to declare again"
+
+
 def test_the_sdk_receives_results_again_after_its_result_queue_is_deleted(endpoint):
     with endpoint.executor() as ex:
         assert ex.submit(pow, 3, 2).result(timeout=60) == 9

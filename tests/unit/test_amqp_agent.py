@@ -5,7 +5,7 @@ import pytest
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from compute_endpoint.broker import ReplyCode
-from compute_endpoint.endpoint.amqp import AmqpAgent, Delivery
+from compute_endpoint.endpoint.amqp import COMMAND_PREFETCH, AmqpAgent, Delivery
 from compute_endpoint.protocol.broker_names import EndpointNames
 
 from ..support.fakes import FakeChannel, FakeConnection, FakeLoop
@@ -171,6 +171,14 @@ def test_a_consumer_the_broker_cancels_is_declared_and_started_again(kind):
     b.channel.answer_all()
     assert [c.args[0] for c in b.channel.calls if c.name == "queue_declare"][-1] == queue
     assert list(b.channel.consumers.values()).count(queue) == 1, "consuming again, once"
-    if kind == "tasks":
-        assert b.channel.last("basic_qos").kwargs["prefetch_count"] == 8, "with the prefetch it had"
+    expected = 8 if kind == "tasks" else COMMAND_PREFETCH
+    assert b.channel.last("basic_qos").kwargs["prefetch_count"] == expected, "with the prefetch it had"
     assert b.agent.ready and b.daemon.names() == ["on_ready"], "the channel and the daemon carry on"
+
+
+def test_a_cancel_while_stopping_declares_nothing():
+    b = Broker().declared(prefetch=8)
+    b.agent.stop()
+    calls = len(b.channel.calls)
+    b.channel.cancel_consumer(next(iter(b.channel.consumers)))
+    assert len(b.channel.calls) == calls

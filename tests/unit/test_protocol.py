@@ -18,6 +18,7 @@ from compute_endpoint.protocol import (
 )
 from compute_endpoint.protocol.codec import PROTOCOL_VERSION, encode
 from compute_endpoint.protocol.worker_stream import FrameReader
+from compute_endpoint.sdk.errors import TaskFailed, exception_from_result
 
 
 def test_every_message_round_trips():
@@ -80,6 +81,14 @@ def test_words_of_the_vocabulary_come_back_as_their_enum():
     failed = Result.unpack(Result.failure("t", ErrorKind.WORKER_DIED, "gone").pack())
     assert failed.error_kind is ErrorKind.WORKER_DIED
     assert Result.unpack(Result(task_id="t", ok=True).pack()).error_kind is None
+
+
+def test_an_error_kind_from_a_newer_peer_still_fails_the_task_with_its_message():
+    result = Result.unpack(encode(Result.KIND, {"task_id": "t", "ok": False, "error_kind": "gpu_fell_off",
+                                                "error_message": "the GPU is gone"}))
+    assert result.error_kind == "gpu_fell_off"
+    error = exception_from_result(result)
+    assert type(error) is TaskFailed and "the GPU is gone" in str(error)
 
 
 @pytest.mark.parametrize("known_tasks, text", [

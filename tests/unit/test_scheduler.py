@@ -120,6 +120,24 @@ def test_a_manager_registering_again_gets_back_tasks_lost_in_transit_without_los
     assert assigned(s.dispatch()) == {"m1": ["b"]}
 
 
+def test_a_draining_manager_asked_to_register_again_stays_draining():
+    s = Scheduler(max_retries=0)
+    s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1"), [])
+    s.set_draining("m1")
+    s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1"), [])
+    submit(s, "a")
+    assert s.dispatch() == [], "it gets no new task"
+
+
+def test_a_task_known_only_from_a_manager_that_then_lost_it_runs_once_its_bytes_are_resent():
+    s = Scheduler(max_retries=1)
+    s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1"), ["x"])  # after an interchange restart
+    assert s.reconcile("m1", known_tasks=[], last_batch=0) == 1  # ... the manager no longer holds it
+    assert s.dispatch() == [], "nothing to send without its bytes"
+    assert not s.submit("x", b"payload")  # the endpoint's resend
+    assert assigned(s.dispatch()) == {"m1": ["x"]}
+
+
 def test_a_restarted_manager_loses_the_tasks_it_does_not_declare():
     s = Scheduler(max_retries=0)
     s.add_manager(ManagerRecord(manager_id="m1", workers=2, incarnation="p1"), [])

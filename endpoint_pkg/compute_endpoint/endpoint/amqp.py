@@ -195,14 +195,18 @@ class AmqpAgent:
                 lambda done: ch.exchange_declare(exchange, "topic", passive=passive, durable=True, callback=done))
 
     def _declare(self) -> None:
-        ch = self._channel
         steps = [self._exchange_step(exchange) for exchange in (TASK_EXCHANGE, RESULT_EXCHANGE)]
         for queue in self._queues().values():
             steps += self._queue_steps(*queue)
-        steps.append(("setting the command prefetch",
-                      lambda done: ch.basic_qos(prefetch_count=COMMAND_PREFETCH, callback=done)))
-        steps.append(("consuming commands", self._consume_commands))
+        steps += self._command_steps()
         self._run_steps(iter(steps), self._consume)
+
+    def _command_steps(self) -> list[Step]:
+        """Consume commands with a prefetch of their own (basic.qos applies to the consumers made after it)."""
+        ch = self._channel
+        return [("setting the command prefetch",
+                 lambda done: ch.basic_qos(prefetch_count=COMMAND_PREFETCH, callback=done)),
+                ("consuming commands", self._consume_commands)]
 
     def _consume_commands(self, done: Done | None = None) -> None:
         self._command_consumer = self._channel.basic_consume(self._names.commands_queue, self._on_command_message,
@@ -251,23 +255,27 @@ class AmqpAgent:
         Declare the queue again (an empty one, if it was deleted) and go on
         consuming; the channel and everything unacked on it stay as they are.
         """
+        if self._stopping or self._channel is None or not self._channel.is_open:
+            return
         tag = frame.method.consumer_tag
         if tag == self._task_consumer:
             self._task_consumer = None
-            kind, restart = "tasks", self._start_task_consumer
+            queue = self._queues()["tasks"]
+            steps, then = self._queue_steps(*queue), self._start_task_consumer
         elif tag == self._command_consumer:
             self._command_consumer = None
-            kind, restart = "commands", self._consume_commands
+            queue = self._queues()["commands"]
+            steps, then = self._queue_steps(*queue) + self._command_steps(), None
         else:
             return
-        queue = self._queues()[kind]
         log.warning("the broker cancelled our consumer of %s (deleted or moved); declaring it again", queue[0])
 
         def resume() -> None:
             self._step = "consuming"
-            restart()
+            if then is not None:
+                then()
 
-        self._run_steps(iter(self._queue_steps(*queue)), resume)
+        self._run_steps(iter(steps), resume)
 
     # --- consuming ---------------------------------------------------------------
 

@@ -226,8 +226,7 @@ class Interchange:
     def _dispatch(self) -> None:
         for record, entries in self.scheduler.dispatch():
             header = TaskBatch(seq=record.batch_seq).pack()
-            # Queued tasks always carry their bytes: only those adopted from a manager lack them, and those are
-            # never queued.
+            # (every entry dispatched has its bytes: see Scheduler._fill)
             self._send_manager(record.manager_id.encode(), header, *[e.data for e in entries if e.data is not None])
             self.status_dirty = True
 

@@ -63,8 +63,10 @@ class Scheduler:
         """Queue a task; False if it is already held (a resend)."""
         entry = self.tasks.get(task_id)
         if entry is not None:
-            if entry.data is None:
-                entry.data = data  # adopted from a manager; now we can rerun it if needed
+            if entry.data is None:  # adopted from a manager: now it can run again if it must
+                entry.data = data
+                if entry.manager is None:  # its manager lost it before we had its bytes
+                    self._queue(entry.container_type).append(task_id)
             return False
         self.tasks[task_id] = TaskEntry(task_id, data, container_type)
         self._queue(container_type).append(task_id)
@@ -115,6 +117,7 @@ class Scheduler:
             seen = record.batch_seq
             record.tasks = dict(old.tasks)
             record.batch_seq = max(old.batch_seq, seen)
+            record.draining = old.draining
             self.managers[record.manager_id] = record
             self.reconcile(record.manager_id, known_tasks, seen)
         elif old is not None:
@@ -145,7 +148,8 @@ class Scheduler:
             entry = self.tasks[tid]
             self._unassign(entry)
             entry.attempts = max(0, entry.attempts - 1)  # it never ran; not a failure
-            self._requeue(entry, front=True)
+            if entry.data is not None:  # else it runs once the endpoint's resend brings its bytes (submit)
+                self._requeue(entry, front=True)
         return len(missing)
 
     def set_draining(self, manager_id: str) -> None:
@@ -182,8 +186,10 @@ class Scheduler:
             batch = plan.setdefault(record.manager_id, (record, []))[1]
             while space and queue:
                 entry = self.tasks.get(queue.popleft())
-                if entry is None or entry.manager is not None:
-                    continue  # finished or assigned meanwhile (see complete); nothing to send
+                if entry is None or entry.manager is not None or entry.data is None:
+                    # Finished or assigned meanwhile (see complete): nothing to send. Without its bytes
+                    # (adopted from a manager that then lost it), it is queued again by submit().
+                    continue
                 entry.attempts += 1
                 entry.manager = record.manager_id
                 record.tasks[entry.task_id] = record.batch_seq + 1

@@ -26,7 +26,7 @@ class HeaderField(NamedTuple):
     expected: Any  # the declared type
     required: bool
     plain: frozenset[type]  # types a decoded JSON value may have to pass without a closer look (the fast path)
-    members: dict[str, Enum] | None  # for a field of an enum type: each value's member
+    members: dict[str, Enum] | None  # for a field of an enum type: each value's member (others stay strings)
 
 
 Schema = tuple[HeaderField, ...]
@@ -80,7 +80,7 @@ class Message:
             if type(value) not in f.plain and not _is_instance(value, f.expected):
                 raise ProtocolError("bad-field", f"{cls.__name__} field '{f.name}' must be "
                                                  f"{_type_name(f.expected)}, got {_describe(value, f.expected)}")
-            values[f.name] = f.members[value] if f.members is not None and value is not None else value
+            values[f.name] = f.members.get(value, value) if f.members is not None and value is not None else value
         if "payload" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
             values["payload"] = payload
         return cls(**values)
@@ -185,7 +185,8 @@ class Result(Message):
     KIND: ClassVar[int] = 2
     task_id: str
     ok: bool
-    error_kind: ErrorKind | None = None
+    # Open: a kind this side does not know (from a newer peer) stays a string, and fails the task anyway.
+    error_kind: ErrorKind | str | None = None
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
@@ -210,7 +211,7 @@ class StatusReport(Message):
     endpoint_id: str
     name: str
     owner: str
-    state: EndpointState
+    state: EndpointState | str  # open, like error_kind: a newer endpoint's state is shown as it came
     sent_at: float
     heartbeat_period: float
     display_name: str = ""

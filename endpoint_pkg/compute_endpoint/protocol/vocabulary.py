@@ -1,8 +1,10 @@
 """The words messages carry between processes, each a closed set.
 
-They travel as plain strings (a StrEnum member is a str, so it packs as one);
-unpacking a message refuses any value outside its set, naming the field, so a
-typo fails at the boundary instead of being ignored by a receiver.
+They travel as plain strings (a StrEnum member is a str, so it packs as one).
+Instructions are closed sets: unpacking refuses an action outside its set,
+naming the field, so a typo fails at the boundary instead of being ignored by
+the receiver. Reports are open: an error kind or endpoint state this side does
+not know (from a newer peer) stays a string, so a result is never lost over it.
 """
 
 from enum import StrEnum

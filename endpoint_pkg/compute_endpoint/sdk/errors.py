@@ -62,7 +62,7 @@ class RemoteExecutionError(Exception):
         self.remote_traceback = remote_traceback
 
 
-_SYSTEM_ERRORS = {
+_SYSTEM_ERRORS: dict[str, type[TaskFailed]] = {
     ErrorKind.WORKER_DIED: WorkerDiedError,
     ErrorKind.WALLTIME_EXCEEDED: TaskTimeoutError,
     ErrorKind.MANAGER_LOST: ManagerLostError,
@@ -73,7 +73,7 @@ _SYSTEM_ERRORS = {
 
 def exception_from_result(result: Result) -> BaseException:
     if result.error_kind != ErrorKind.EXCEPTION:
-        cls = _SYSTEM_ERRORS.get(result.error_kind, TaskFailed) if result.error_kind else TaskFailed
+        cls = _SYSTEM_ERRORS.get(result.error_kind or "", TaskFailed)
         return cls(f"task {result.task_id} failed: {result.error_message}", result.task_id, result.error_kind or "")
     exc = _rebuild(result)
     if exc is None:

@@ -175,6 +175,8 @@ class BrokerSession:
 
     def _on_consumer_cancelled(self, _frame: Any) -> None:
         """The broker cancelled our consumer: the result queue was deleted, or moved. Declare it again."""
+        if self._closing or self._channel is None or not self._channel.is_open:
+            return  # closing deletes the queue itself: the cancel is the echo of that
         log.warning("the broker cancelled the consumer of %s (deleted or moved); declaring it again", self.reply.queue)
         self._declare(on_consuming=lambda: None)
 
