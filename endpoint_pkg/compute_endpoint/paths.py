@@ -154,6 +154,11 @@ class EndpointDir:
         """What a component started in the background wrote to stderr (its last words, if it died)."""
         return self.log_dir / f"{component}.stderr.log"
 
+    def recorded_worker_port(self) -> int | None:
+        """The manager port the interchange unit last recorded (see ``interchange_record``), if any."""
+        port = (read_json(self.interchange_record) or {}).get("worker_port")
+        return port if isinstance(port, int) else None
+
     def read_info(self) -> dict:
         return read_json(self.info_file) or {}
 

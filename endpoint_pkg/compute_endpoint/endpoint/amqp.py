@@ -33,6 +33,10 @@ Done = Callable[[Any], None]  # called with the broker's reply frame
 Step = tuple[str, Callable[[Done], None]]  # what the agent is doing (for error messages), and the request
 
 
+def _unheeded(_ok: bool) -> None:
+    """The confirm of a publish nobody waits on (status reports, command replies)."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """A message consumed from a queue; ``epoch`` says which channel it came on."""
@@ -70,7 +74,7 @@ class AmqpAgent:
         self._backoff = Backoff()
         self._prefetch: int | None = None  # None until the interchange reports its capacity
         self._passive_exchanges = True
-        self._confirms: ConfirmTracker[Callable[[bool], None] | None] = ConfirmTracker()
+        self._confirms: ConfirmTracker[Callable[[bool], None]] = ConfirmTracker()
         self._task_consumer: str | None = None
         self._command_consumer: str | None = None
         self._tasks_paused = False
@@ -326,14 +330,13 @@ class AmqpAgent:
             return False
         self._channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
         self.counts["published"] += 1
-        self._confirms.published(on_confirm)
+        self._confirms.published(on_confirm or _unheeded)
         return True
 
     def _on_confirm(self, frame: Any) -> None:
         ok, callbacks = self._confirms.confirmed(frame)
         for callback in callbacks:
-            if callback is not None:
-                callback(ok)
+            callback(ok)
 
     def _on_return(self, _channel: Any, method: Any, properties: pika.BasicProperties, _body: bytes) -> None:
         self._cb.on_returned(properties.message_id or "", method.reply_text)
@@ -343,8 +346,7 @@ class AmqpAgent:
         self._task_consumer = None
         self._command_consumer = None
         for callback in self._confirms.reset():
-            if callback is not None:
-                callback(False)
+            callback(False)
 
     # --- stopping ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..logs import setup_logging
-from ..paths import EndpointDir, read_json, write_json
+from ..paths import EndpointDir, write_json
 from ..procs import die_with_parent
 from ..readiness import Readiness
 from .interchange import Interchange
@@ -59,7 +59,7 @@ def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
     no ``engine.worker_port`` (managers on other hosts need that port in their
     config). The port is kept across restarts, so managers find it again.
     """
-    port = config.engine.worker_port or (read_json(ep.interchange_record) or {}).get("worker_port") or 0
+    port = config.engine.worker_port or ep.recorded_worker_port() or 0
 
     def record(interchange: Interchange) -> None:
         write_json(ep.interchange_record, {"pid": os.getpid(), "worker_address": config.engine.address,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import EndpointError
 from ..logs import setup_logging
-from ..paths import EndpointDir, read_json
+from ..paths import EndpointDir
 from ..procs import die_with_parent
 from ..readiness import Readiness
 from .manager import Manager, install_signal_handlers
@@ -46,7 +46,7 @@ def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> 
 def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
     """Run as the endpoint's ``compute-manager@`` unit, for the interchange its config names."""
     engine = config.engine
-    port = engine.worker_port or (read_json(ep.interchange_record) or {}).get("worker_port")
+    port = engine.worker_port or ep.recorded_worker_port()
     if not port:
         raise EndpointError(f"no interchange port for endpoint {ep.name!r}: set engine.worker_port in its config "
                             "(required for managers on other hosts), or start compute-interchange@"

@@ -102,21 +102,24 @@ _PLAIN: dict[type, set[type]] = {str: {str}, int: {int}, float: {int, float}, bo
                               type(None): {type(None)}}
 
 
+def _options(expected: Any) -> tuple:
+    """The types a declared type admits: each member of X | Y, or the type itself."""
+    return expected.__args__ if isinstance(expected, types.UnionType) else (expected,)
+
+
 def _plain_types(expected: Any) -> frozenset[type]:
     """The JSON types that need no closer look; lists and enum values always get one."""
-    options = expected.__args__ if isinstance(expected, types.UnionType) else (expected,)
-    return frozenset(t for option in options for t in _PLAIN.get(option, ()))
+    return frozenset(t for option in _options(expected) for t in _PLAIN.get(option, ()))
 
 
 def _members(expected: Any) -> dict[str, Enum] | None:
-    options = expected.__args__ if isinstance(expected, types.UnionType) else (expected,)
-    enum = next((t for t in options if isinstance(t, type) and issubclass(t, Enum)), None)
+    enum = next((t for t in _options(expected) if isinstance(t, type) and issubclass(t, Enum)), None)
     return None if enum is None else {member.value: member for member in enum}
 
 
 def _is_instance(value: Any, expected: Any) -> bool:
     if isinstance(expected, types.UnionType):
-        return any(_is_instance(value, option) for option in expected.__args__)
+        return any(_is_instance(value, option) for option in _options(expected))
     if isinstance(expected, types.GenericAlias):  # list[X] (the only generic in messages): each item is checked
         (item_type,) = expected.__args__
         return isinstance(value, list) and all(_is_instance(item, item_type) for item in value)
