@@ -18,8 +18,10 @@ import dataclasses
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import zmq
@@ -69,8 +71,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def process_cost(managers: int, slots: int, tasks: int, window: int = 20000) -> dict:
-    endpoint_port, worker_port = free_ports("127.0.0.1", "127.0.0.1")
-    settings = InterchangeSettings(endpoint_address=f"tcp://127.0.0.1:{endpoint_port}", worker_port=worker_port,
+    worker_port = free_ports("127.0.0.1")[0]
+    socket_dir = tempfile.mkdtemp(prefix="ce-sim-")
+    endpoint_address = f"ipc://{socket_dir}/endpoint.sock"
+    settings = InterchangeSettings(endpoint_address=endpoint_address, worker_address="127.0.0.1",
+                                   worker_port=worker_port,
                                    heartbeat_period=3600, heartbeat_threshold=7200, log_level="WARNING")
     interchange = subprocess.Popen(settings.command(), preexec_fn=_raise_fd_limit, stderr=subprocess.DEVNULL)
     ctx = zmq.Context()
@@ -79,7 +84,7 @@ def process_cost(managers: int, slots: int, tasks: int, window: int = 20000) -> 
         socks = _register_managers(ctx, managers, slots, worker_port)
         endpoint = ctx.socket(zmq.DEALER)
         endpoint.setsockopt(zmq.IDENTITY, b"endpoint")
-        endpoint.connect(f"tcp://127.0.0.1:{endpoint_port}")
+        endpoint.connect(endpoint_address)
         endpoint.send(Control(action=ControlAction.HELLO).pack())
         task = Task(task_id="", fn_hash="0" * 32, fn_len=0, reply_to="a.b").pack()
         cpu_before = _cpu_seconds(interchange.pid)
@@ -92,6 +97,7 @@ def process_cost(managers: int, slots: int, tasks: int, window: int = 20000) -> 
         interchange.terminate()
         interchange.wait(10)
         ctx.destroy(linger=0)
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def _register_managers(ctx, managers: int, slots: int, port: int) -> list:

@@ -9,6 +9,7 @@ import pytest
 
 from compute_endpoint.procs import pid_alive, terminate
 
+from .support.attacker import world_traversable_home
 from .support.broker import (
     BROKER_URL,
     broker_reachable,
@@ -54,6 +55,13 @@ def bob(broker):
 def endpoint_factory(tmp_path, alice):
     """Make endpoints in a private home; whatever they started is stopped afterwards."""
     yield from _endpoints(tmp_path / "home", alice)
+
+
+@pytest.fixture
+def exposed_endpoint_factory(alice):
+    """Endpoints in a home any local user may enter: only the endpoint's own file modes keep others out."""
+    with world_traversable_home() as home:
+        yield from _endpoints(home, alice)
 
 
 def _endpoints(home, default_identity: Identity, broker_url: str = BROKER_URL):

@@ -6,9 +6,11 @@ as the packaged systemd units set): config in ``/etc/compute-endpoint/NAME/``
 and state and logs in ``/var/lib/compute-endpoint/NAME/``.
 """
 
+import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +137,29 @@ class EndpointDir:
         return self.state_dir / "interchange.json"
 
     @property
+    def socket_dir(self) -> Path:
+        """The private (0700) directory of the sockets that link this endpoint's co-located processes.
+
+        Its mode is the access control: only the endpoint's user reaches the
+        sockets inside. A Unix socket's path is limited to 107 bytes, so an
+        endpoint whose state directory is too deep for it gets a directory in
+        the temporary one instead, named after that state directory.
+        """
+        preferred = self.state_dir / "run"
+        if len(str(preferred / _LONGEST_SOCKET_NAME)) <= _MAX_SOCKET_PATH:
+            return preferred
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"compute-endpoint-{os.geteuid()}" / digest
+
+    @property
     def interchange_socket(self) -> str:
-        """Where the interchange unit listens for its endpoint: a socket in their shared state directory."""
-        return f"ipc://{self.state_dir / 'interchange.sock'}"
+        """Where the interchange listens for its endpoint daemon."""
+        return f"ipc://{self.socket_dir / 'endpoint.sock'}"
+
+    @property
+    def local_manager_socket(self) -> str:
+        """Where the interchange listens for managers on its own host."""
+        return f"ipc://{self.socket_dir / 'managers.sock'}"
 
     @property
     def credentials_file(self) -> Path:
@@ -164,6 +186,31 @@ class EndpointDir:
 
     def write_info(self, info: dict) -> None:
         write_json(self.info_file, info)
+
+
+_LONGEST_SOCKET_NAME = "managers.sock"
+_MAX_SOCKET_PATH = 107
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and a missing parent in the temporary directory) as 0700, or check that it is.
+
+    A directory that exists but is not ours alone is refused, not repaired:
+    someone else may already hold a socket in it.
+    """
+    in_tmp = path.parent.parent == Path(tempfile.gettempdir())
+    for directory in (path.parent, path) if in_tmp else (path,):
+        try:
+            directory.mkdir(mode=0o700, parents=True)
+        except FileExistsError:
+            pass
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise EndpointError(f"{directory} is not a directory owned by this user (uid {os.geteuid()}); "
+                                "remove it and start again")
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(directory, 0o700)  # ours, created before under another umask: make it private
+    return path
 
 
 def read_json(path: Path) -> dict | None:

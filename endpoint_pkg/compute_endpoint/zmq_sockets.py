@@ -1,6 +1,10 @@
 """ZeroMQ sockets, set up the same way in every component."""
 
+from pathlib import Path
+
 import zmq
+
+from .paths import ensure_private_dir
 
 
 def make_socket(ctx: zmq.Context, kind: int, identity: bytes | None = None) -> zmq.Socket:
@@ -17,3 +21,10 @@ def make_socket(ctx: zmq.Context, kind: int, identity: bytes | None = None) -> z
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # tell us when a peer is gone instead of dropping silently
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a peer that reconnects takes over its identity
     return sock
+
+
+def bind(sock: zmq.Socket, address: str) -> None:
+    """Bind, first making the directory of an ``ipc://`` socket private: that directory is its access control."""
+    if address.startswith("ipc://"):
+        ensure_private_dir(Path(address.removeprefix("ipc://")).parent)
+    sock.bind(address)

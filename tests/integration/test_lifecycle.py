@@ -156,10 +156,10 @@ def test_start_fails_clearly_when_the_interchange_cannot_start(endpoint_factory)
     import socket
 
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+        taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ep = endpoint_factory(config={"engine": {"worker_port": port}}, start=False)
+        ep = endpoint_factory(config={"engine": {"address": "0.0.0.0", "worker_port": port}}, start=False)
         done = ep.cli("start", "default")
     assert done.returncode != 0
     assert "the interchange could not start" in done.stderr and "Address already in use" in done.stderr

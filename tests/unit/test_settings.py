@@ -30,7 +30,8 @@ engine:
     ManagerSettings.from_config(CONFIG, "tcp://10.1.2.3:54000", "node7.ep.block-2", parent_pid=42,
                                 log_file=Path("/var/log/m.log")),
     ManagerSettings(interchange="tcp://h:1", workers=1, manager_id="m"),
-    InterchangeSettings.from_config(CONFIG, "ipc:///run/ep/interchange.sock", 54000, parent_pid=7),
+    InterchangeSettings.from_config(CONFIG, "ipc:///run/ep/endpoint.sock", "ipc:///run/ep/managers.sock", 54000,
+                                    parent_pid=7),
     WorkerSettings(fd=5, parent_pid=9, max_result_bytes=100, manager_id="m"),
     DaemonSettings("demo", ready_fd=4, identity_stdin=True),
     DaemonSettings("demo", components="units", log_to_stderr=True),
@@ -46,9 +47,16 @@ def test_the_manager_takes_every_engine_setting_from_the_config():
 
 
 def test_the_interchange_takes_every_engine_setting_from_the_config():
-    s = InterchangeSettings.from_config(CONFIG, "ipc:///x", 0)
+    s = InterchangeSettings.from_config(CONFIG, "ipc:///x", "ipc:///y", 0)
     assert (s.worker_address, s.heartbeat_period, s.heartbeat_threshold, s.max_retries, s.log_level) == (
         "10.1.2.3", 2, 9, 4, "DEBUG")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.1.1", "localhost", "::1"])
+def test_an_interchange_for_this_host_only_opens_no_tcp_port(address):
+    config = load_yaml_text(f"engine: {{address: '{address}', worker_port: 54000}}", "config.yaml")
+    s = InterchangeSettings.from_config(config, "ipc:///x", "ipc:///y", 54000)
+    assert (s.local_managers, s.worker_address, s.worker_port) == ("ipc:///y", "", 0)
 
 
 def test_the_manager_command_is_what_a_batch_job_would_run():

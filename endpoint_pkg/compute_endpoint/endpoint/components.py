@@ -8,6 +8,7 @@ crash the next ``start`` or ``stop`` can find and remove anything left behind.
 the daemon only finds the interchange and reports what it says.
 """
 
+import contextlib
 import logging
 import os
 import socket
@@ -15,9 +16,9 @@ import subprocess
 import time
 from typing import Protocol
 
+from ..addresses import is_loopback
 from ..config import Config
 from ..interchange.settings import InterchangeSettings
-from ..manager.settings import interchange_host
 from ..paths import EndpointDir, read_json, write_json
 from ..procs import describe_exit, is_ours, spawn, terminate
 from ..protocol import InterchangeStatus
@@ -90,22 +91,19 @@ class LocalComponents:
         self.config = config
         self.env = env
         engine = config.engine
-        if engine.worker_port:
-            self.worker_port = engine.worker_port
-            self.endpoint_port = free_ports("127.0.0.1", avoid=(engine.worker_port,))[0]
-        else:
-            self.endpoint_port, self.worker_port = free_ports("127.0.0.1", engine.address)
+        # Managers elsewhere need a port that outlives interchange restarts: chosen once, here.
+        self.worker_port = 0 if is_loopback(engine.address) else engine.worker_port or free_ports(engine.address)[0]
         self.interchange: subprocess.Popen | None = None
         self.interchange_restarts = 0
         self._interchange_started = 0.0
         self._stderr_offset = 0
         self._quick_deaths = 0
         self._restart_at: float | None = None
-        self.blocks = LocalBlocks(ep, config, f"tcp://{interchange_host(engine.address)}:{self.worker_port}", env)
+        self.blocks = LocalBlocks(ep, config, ep.local_manager_socket, env)
 
     @property
     def interchange_address(self) -> str:
-        return f"tcp://127.0.0.1:{self.endpoint_port}"
+        return self.ep.interchange_socket
 
     def start(self) -> None:
         self._start_interchange()
@@ -113,12 +111,13 @@ class LocalComponents:
         self.record()
 
     def _start_interchange(self) -> None:
-        settings = InterchangeSettings.from_config(self.config, self.interchange_address, self.worker_port,
-                                                   parent_pid=os.getpid(), log_file=self.ep.log_file("interchange"))
+        settings = InterchangeSettings.from_config(self.config, self.interchange_address, self.ep.local_manager_socket,
+                                                   self.worker_port, parent_pid=os.getpid(),
+                                                   log_file=self.ep.log_file("interchange"))
         self.interchange, self._stderr_offset = spawn(settings.command(), self.ep.stderr_log("interchange"), self.env)
         self._interchange_started = time.monotonic()
-        log.info("started interchange (pid %d) on port %d, managers on %s:%d", self.interchange.pid,
-                 self.endpoint_port, settings.worker_address, self.worker_port)
+        remote = f"; managers from other hosts on {settings.worker_address}:{self.worker_port}" * bool(self.worker_port)
+        log.info("started interchange (pid %d) in %s%s", self.interchange.pid, self.ep.socket_dir, remote)
 
     def interchange_failure(self) -> str | None:
         """Why the interchange is not running (its last error line), or None while it runs."""
@@ -183,6 +182,8 @@ class LocalComponents:
         if self.interchange:
             terminate([self.interchange], timeout)
         self.ep.components_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # empty once the interchange closed its sockets; kept otherwise
+            self.ep.socket_dir.rmdir()
 
 
 class UnitComponents:

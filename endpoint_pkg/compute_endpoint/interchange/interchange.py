@@ -1,11 +1,13 @@
 """The interchange process: ZeroMQ sockets, heartbeats and bookkeeping around the Scheduler.
 
-Two ROUTER sockets: one on loopback for the endpoint daemon, one on the
-configured address for managers. Tasks arrive from the endpoint, are
+ROUTER sockets: one for the endpoint daemon and one for managers on this
+host, both ``ipc://`` in a private directory, and one on TCP for managers on
+other hosts when the config gives an address they can reach. Tasks arrive from the endpoint, are
 scheduled onto managers, results flow back. The interchange never
 deserializes user payloads; it reads message headers only.
 """
 
+import functools
 import logging
 import os
 import time
@@ -32,7 +34,7 @@ from ..protocol import (
     unpack_any,
 )
 from ..readiness import Readiness
-from ..zmq_sockets import make_socket
+from ..zmq_sockets import bind, make_socket
 from .manager_record import ManagerRecord
 from .scheduler import Completion, Lost, Scheduler
 from .settings import InterchangeSettings
@@ -50,11 +52,17 @@ class Interchange:
         self.incarnation = uuid.uuid4().hex[:12]
         self.ctx = zmq.Context()
         self.endpoint_sock = make_socket(self.ctx, zmq.ROUTER)
-        self.endpoint_sock.bind(settings.endpoint_address)
-        self.manager_sock = make_socket(self.ctx, zmq.ROUTER)
-        port = settings.worker_port or "*"
-        self.manager_sock.bind(f"tcp://{settings.worker_address}:{port}")
-        self.worker_port = int(self.manager_sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        bind(self.endpoint_sock, settings.endpoint_address)
+        self.manager_socks: list[zmq.Socket] = []
+        if settings.local_managers:
+            self.manager_socks.append(make_socket(self.ctx, zmq.ROUTER))
+            bind(self.manager_socks[-1], settings.local_managers)
+        self.worker_port = 0
+        if settings.worker_address:
+            self.manager_socks.append(make_socket(self.ctx, zmq.ROUTER))
+            bind(self.manager_socks[-1], f"tcp://{settings.worker_address}:{settings.worker_port or '*'}")
+            self.worker_port = int(self.manager_socks[-1].getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        self._links: dict[str, zmq.Socket] = {}  # manager id -> the socket it registered on
         self.scheduler = Scheduler(settings.max_retries)
         self.to_endpoint: deque[list[bytes]] = deque()
         self.running = True
@@ -68,22 +76,29 @@ class Interchange:
     def run(self) -> None:
         poller = zmq.Poller()
         poller.register(self.endpoint_sock, zmq.POLLIN)
-        poller.register(self.manager_sock, zmq.POLLIN)
-        log.info("interchange %s serving managers on %s:%s", self.incarnation, self.settings.worker_address,
-                 self.worker_port)
+        for sock in self.manager_socks:
+            poller.register(sock, zmq.POLLIN)
+        log.info("interchange %s serving managers %s", self.incarnation, self.describe_listeners())
         while self.running:
             events = dict(poller.poll(100))
-            if self.manager_sock in events:
-                self._drain(self.manager_sock, self._on_manager)
+            for sock in self.manager_socks:
+                if sock in events:
+                    self._drain(sock, functools.partial(self._on_manager, sock))
             if self.endpoint_sock in events:
                 self._drain(self.endpoint_sock, self._on_endpoint)
             self._dispatch()
             self._tick()
         self.close()
 
+    def describe_listeners(self) -> str:
+        where = ["on this host"] if self.settings.local_managers else []
+        if self.worker_port:
+            where.append(f"on {self.settings.worker_address}:{self.worker_port}")
+        return " and ".join(where) or "nowhere (no manager socket configured)"
+
     def close(self) -> None:
-        self.endpoint_sock.close()
-        self.manager_sock.close()
+        for sock in [self.endpoint_sock, *self.manager_socks]:
+            sock.close()
         self.ctx.term()
 
     def _drain(self, sock: zmq.Socket, handler: Callable[[bytes, Message, list[bytes]], None]) -> None:
@@ -100,6 +115,10 @@ class Interchange:
     # --- endpoint side -------------------------------------------------------
 
     def _on_endpoint(self, identity: bytes, msg: Message, extra: list[bytes]) -> None:
+        if identity != ENDPOINT_IDENTITY:
+            log.warning("ignored a %s from %r on the endpoint socket: only the endpoint daemon may use it",
+                        type(msg).__name__, identity)
+            return
         if isinstance(msg, TaskBatch):
             for data in extra:
                 task = Task.peek(data)
@@ -133,33 +152,33 @@ class Interchange:
 
     # --- manager side --------------------------------------------------------
 
-    def _on_manager(self, identity: bytes, msg: Message, extra: list[bytes]) -> None:
+    def _on_manager(self, sock: zmq.Socket, identity: bytes, msg: Message, extra: list[bytes]) -> None:
         manager_id = identity.decode(errors="replace")
         record = self.scheduler.managers.get(manager_id)
         if record is not None:
             record.last_seen = time.monotonic()
         if isinstance(msg, ManagerRegistration):
-            self._register(identity, msg)
+            self._register(sock, identity, msg)
         elif isinstance(msg, ResultBatch):
-            self._on_results(identity, extra)
+            self._on_results(sock, identity, extra)
         elif isinstance(msg, Control):
             self._manager_control(manager_id, msg)
         elif isinstance(msg, Heartbeat):
             if record is None:
-                self._ask_to_register(identity)
+                self._ask_to_register(sock, identity)
                 return
             record.idle_workers = msg.idle_workers
             requeued = self.scheduler.reconcile(manager_id, msg.known_tasks, msg.last_batch)
             if requeued:
                 log.warning("manager %s never received %d tasks; requeued them", manager_id, requeued)
 
-    def _ask_to_register(self, identity: bytes) -> None:
+    def _ask_to_register(self, sock: zmq.Socket, identity: bytes) -> None:
         """Once per heartbeat period: after a partition heals, a burst of buffered heartbeats arrives at once."""
         now = time.monotonic()
         if now - self._asked_to_register.get(identity, -1e9) < self.settings.heartbeat_period:
             return
         self._asked_to_register[identity] = now
-        self._send_manager(identity, Control(action=ControlAction.REGISTER).pack())
+        self._send_to(sock, identity, Control(action=ControlAction.REGISTER).pack())
 
     def _manager_control(self, manager_id: str, msg: Control) -> None:
         if msg.action == ControlAction.DRAINING:
@@ -167,11 +186,12 @@ class Interchange:
             self.scheduler.set_draining(manager_id)
         elif msg.action == ControlAction.BYE:
             log.info("manager %s left", manager_id)
-            self._fail_lost(self.scheduler.remove_manager(manager_id, f"the manager ({manager_id}) left"))
+            self._remove_manager(manager_id, f"the manager ({manager_id}) left")
         self.status_dirty = True
 
-    def _register(self, identity: bytes, msg: ManagerRegistration) -> None:
+    def _register(self, sock: zmq.Socket, identity: bytes, msg: ManagerRegistration) -> None:
         self._asked_to_register.pop(identity, None)
+        self._links[msg.manager_id] = sock
         record = ManagerRecord(
             manager_id=msg.manager_id, hostname=msg.hostname, pid=msg.pid, workers=msg.workers,
             prefetch=msg.prefetch, container_types=tuple(msg.container_types), version=msg.version,
@@ -180,11 +200,11 @@ class Interchange:
         lost = self.scheduler.add_manager(record, msg.known_tasks)
         log.info("manager %s registered from %s (pid %d, %d workers, holding %d tasks)", msg.manager_id,
                  msg.hostname, msg.pid, msg.workers, len(msg.known_tasks))
-        self._send_manager(identity, Heartbeat(sender="interchange", incarnation=self.incarnation).pack())
+        self._send_to(sock, identity, Heartbeat(sender="interchange", incarnation=self.incarnation).pack())
         self._fail_lost(lost)
         self.status_dirty = True
 
-    def _on_results(self, identity: bytes, frames: list[bytes]) -> None:
+    def _on_results(self, sock: zmq.Socket, identity: bytes, frames: list[bytes]) -> None:
         forward, acked = [], []
         for data in frames:
             result = Result.peek(data)
@@ -196,7 +216,7 @@ class Interchange:
             if result.error_kind in _RETRYABLE:
                 data = self._final_failure(data)
             forward.append(data)
-        self._send_manager(identity, ResultAck(task_ids=acked).pack())
+        self._send_to(sock, identity, ResultAck(task_ids=acked).pack())
         if forward:
             self._send_endpoint([ResultBatch(sender="interchange").pack()] + forward)
         self.status_dirty = True
@@ -208,9 +228,18 @@ class Interchange:
         result.error_message = f"{result.error_message}; tried {attempts} time{'s' if attempts > 1 else ''}"
         return result.pack()
 
-    def _send_manager(self, identity: bytes, *frames: bytes) -> bool:
+    def _remove_manager(self, manager_id: str, reason: str) -> None:
+        self._links.pop(manager_id, None)
+        self._fail_lost(self.scheduler.remove_manager(manager_id, reason))
+
+    def _send_manager(self, manager_id: str, *frames: bytes) -> bool:
+        sock = self._links.get(manager_id)
+        return sock is not None and self._send_to(sock, manager_id.encode(), *frames)
+
+    @staticmethod
+    def _send_to(sock: zmq.Socket, identity: bytes, *frames: bytes) -> bool:
         try:
-            self.manager_sock.send_multipart([identity, *frames])
+            sock.send_multipart([identity, *frames])
             return True
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EHOSTUNREACH:
@@ -219,7 +248,7 @@ class Interchange:
 
     def _broadcast(self, frame: bytes) -> None:
         for manager_id in list(self.scheduler.managers):
-            self._send_manager(manager_id.encode(), frame)
+            self._send_manager(manager_id, frame)
 
     # --- scheduling and timers -----------------------------------------------
 
@@ -227,7 +256,7 @@ class Interchange:
         for record, entries in self.scheduler.dispatch():
             header = TaskBatch(seq=record.batch_seq).pack()
             # (every entry dispatched has its bytes: see Scheduler._fill)
-            self._send_manager(record.manager_id.encode(), header, *[e.data for e in entries if e.data is not None])
+            self._send_manager(record.manager_id, header, *[e.data for e in entries if e.data is not None])
             self.status_dirty = True
 
     def _tick(self) -> None:
@@ -252,7 +281,7 @@ class Interchange:
                             record.manager_id, record.hostname, silent, len(record.tasks))
                 reason = (f"the manager running it ({record.manager_id} on {record.hostname}) stopped "
                           f"responding for {silent:.0f}s")
-                self._fail_lost(self.scheduler.remove_manager(record.manager_id, reason))
+                self._remove_manager(record.manager_id, reason)
                 self.status_dirty = True
 
     def _fail_lost(self, lost: list[Lost]) -> None:

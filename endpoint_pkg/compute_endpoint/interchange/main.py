@@ -33,7 +33,7 @@ def run(settings: InterchangeSettings, on_ready: Callable[[Interchange], None] |
     readiness = Readiness()
     try:
         interchange = Interchange(settings, readiness)
-    except Exception as exc:  # typically the manager port is taken
+    except Exception as exc:  # typically the manager port is taken, or the socket directory is not ours
         log.error("cannot start the interchange: %s", exc)
         print(f"interchange: cannot start: {exc}", file=sys.stderr)
         readiness.failed(f"cannot start: {exc}")
@@ -46,7 +46,7 @@ def run(settings: InterchangeSettings, on_ready: Callable[[Interchange], None] |
     signal.signal(signal.SIGINT, stop)
     if on_ready:
         on_ready(interchange)
-    readiness.ready(f"serving managers on {settings.worker_address}:{interchange.worker_port}")
+    readiness.ready(f"serving managers {interchange.describe_listeners()}")
     interchange.run()
     return 0
 
@@ -54,19 +54,20 @@ def run(settings: InterchangeSettings, on_ready: Callable[[Interchange], None] |
 def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
     """Run as the endpoint's ``compute-interchange@`` unit: the daemon finds it through the state directory.
 
-    It listens for its endpoint on a socket there, and records its manager port
-    in a file there, which managers on the same host read when the config fixes
-    no ``engine.worker_port`` (managers on other hosts need that port in their
-    config). The port is kept across restarts, so managers find it again.
+    It listens for its endpoint and for managers on this host on sockets in the
+    endpoint's private socket directory, and records itself in a file there,
+    which tells managers on this host to use those sockets. Managers on other
+    hosts need ``engine.worker_port`` in their config; when the endpoint's
+    config leaves it unset, the port first chosen is kept across restarts.
     """
     port = config.engine.worker_port or ep.recorded_worker_port() or 0
 
     def record(interchange: Interchange) -> None:
-        write_json(ep.interchange_record, {"pid": os.getpid(), "worker_address": config.engine.address,
+        write_json(ep.interchange_record, {"pid": os.getpid(), "worker_address": interchange.settings.worker_address,
                                            "worker_port": interchange.worker_port})
 
     def settings(worker_port: int) -> InterchangeSettings:
-        return InterchangeSettings.from_config(config, ep.interchange_socket, worker_port)
+        return InterchangeSettings.from_config(config, ep.interchange_socket, ep.local_manager_socket, worker_port)
 
     code = run(settings(port), record)
     if code and port and not config.engine.worker_port:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..addresses import is_loopback
 from ..cmdline import CommandLine, option
 
 if TYPE_CHECKING:  # the interchange process needs no config machinery, only what its command line says
@@ -15,9 +16,10 @@ class InterchangeSettings(CommandLine):
     MODULE = "compute_endpoint.interchange"
     DESCRIPTION = "Route tasks from an endpoint to its managers."
 
-    endpoint_address: str = option(help="ZeroMQ address for the endpoint daemon: tcp://127.0.0.1:PORT or ipc://PATH")
-    worker_address: str = option("127.0.0.1", help="address to listen on for managers")
-    worker_port: int = option(0, help="port for managers (0: any free port)")
+    endpoint_address: str = option(help="socket for the endpoint daemon: ipc://PATH in a private directory")
+    local_managers: str = option("", help="socket for managers on this host: ipc://PATH in a private directory")
+    worker_address: str = option("", help="TCP address to listen on for managers on other hosts (empty: none)")
+    worker_port: int = option(0, help="TCP port for managers on other hosts (0: any free port)")
     heartbeat_period: float = option(5.0, help="seconds between heartbeats to managers")
     heartbeat_threshold: float = option(20.0, help="seconds of silence before a manager is declared lost")
     max_retries: int = option(1, help="re-runs of a task whose worker or manager died")
@@ -27,10 +29,13 @@ class InterchangeSettings(CommandLine):
     log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     @classmethod
-    def from_config(cls, config: "Config", endpoint_address: str, worker_port: int, *, parent_pid: int = 0,
-                    log_file: Path | None = None) -> "InterchangeSettings":
+    def from_config(cls, config: "Config", endpoint_address: str, local_managers: str, worker_port: int, *,
+                    parent_pid: int = 0, log_file: Path | None = None) -> "InterchangeSettings":
+        """Managers on other hosts get a TCP port only when ``engine.address`` is one they can reach."""
         engine = config.engine
-        return cls(endpoint_address=endpoint_address, worker_address=engine.address, worker_port=worker_port,
+        remote = "" if is_loopback(engine.address) else engine.address
+        return cls(endpoint_address=endpoint_address, local_managers=local_managers, worker_address=remote,
+                   worker_port=worker_port if remote else 0,
                    heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
                    max_retries=engine.max_retries_on_system_failure, parent_pid=parent_pid, log_file=log_file,
                    log_level=config.log_level)

@@ -12,13 +12,14 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
+from ..addresses import is_loopback
 from ..errors import EndpointError
 from ..logs import setup_logging
 from ..paths import EndpointDir
 from ..procs import die_with_parent
 from ..readiness import Readiness
 from .manager import Manager, install_signal_handlers
-from .settings import ManagerSettings, interchange_host
+from .settings import ManagerSettings
 
 if TYPE_CHECKING:  # a manager started with flags has no config to read
     from ..config import Config
@@ -44,14 +45,21 @@ def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> 
 
 
 def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
-    """Run as the endpoint's ``compute-manager@`` unit, for the interchange its config names."""
+    """Run as the endpoint's ``compute-manager@`` unit, for the interchange its config names.
+
+    Where the endpoint's interchange runs on this host (it has recorded itself
+    in the state directory), the manager uses its private socket; elsewhere it
+    connects over TCP to ``engine.address:engine.worker_port``.
+    """
     engine = config.engine
-    port = engine.worker_port or ep.recorded_worker_port()
-    if not port:
-        raise EndpointError(f"no interchange port for endpoint {ep.name!r}: set engine.worker_port in its config "
-                            "(required for managers on other hosts), or start compute-interchange@"
-                            f"{ep.name} on this host first")
-    interchange = f"tcp://{interchange_host(engine.address)}:{port}"
+    if ep.interchange_record.exists():
+        interchange = ep.local_manager_socket
+    elif engine.worker_port and not is_loopback(engine.address):
+        interchange = f"tcp://{engine.address}:{engine.worker_port}"
+    else:
+        raise EndpointError(f"no interchange for endpoint {ep.name!r} on this host: start compute-interchange@"
+                            f"{ep.name} here, or, for a manager on another host, set engine.address and "
+                            "engine.worker_port in its config to the endpoint host's")
     settings = ManagerSettings.from_config(config, interchange, f"{socket.gethostname()}.{ep.name}")
     return run(settings, {**os.environ, **config.engine.worker_environment()})
 

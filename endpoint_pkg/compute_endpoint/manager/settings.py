@@ -49,7 +49,3 @@ class ManagerSettings(CommandLine):
                    max_result_bytes=config.max_payload_bytes, parent_pid=parent_pid, log_file=log_file,
                    log_level=config.log_level)
 
-
-def interchange_host(address: str) -> str:
-    """Where a manager on the interchange's own host connects: a wildcard bind is reached on loopback."""
-    return "127.0.0.1" if address in ("0.0.0.0", "") else address
