@@ -28,7 +28,7 @@ from .endpoint.components import kill_leftovers
 from .endpoint.lock import lock_is_held
 from .endpoint.main import DaemonSettings
 from .errors import EndpointError
-from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with_service
+from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with_service, write_private_text
 from .procs import spawn, terminate
 from .protocol import CommandAction
 from .sdk.client import Client
@@ -71,14 +71,15 @@ def configure(home: EndpointHome, name: str, broker_url: str | None) -> Endpoint
                             f"or run `compute-endpoint delete {name}` first")
     if broker_url:
         try:
-            Broker(url=broker_url)
+            Broker(url=broker_url, allow_plaintext=True)  # its shape; plaintext is the config's to allow
         except ConfigError as exc:
             raise EndpointError(f"--broker-url: {exc.detail}") from None
-    ep.config_dir.mkdir(parents=True, exist_ok=True)
-    ep.state_dir.mkdir(parents=True, exist_ok=True)
+    if not home.system:
+        home.config_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ep.make_private()  # system-wide, share_with_service opens up what the service needs, below
     workers = max(1, min(os.cpu_count() or 1, 4))
     config_file = ep.config_dir / "config.yaml"
-    config_file.write_text(render_default_config(name, broker_url, workers, home.system))
+    write_private_text(config_file, render_default_config(name, broker_url, workers, home.system))
     if not ep.info_file.exists():
         ep.write_info({"name": name, "endpoint_id": None})
     if home.system:  # root configures; the service user reads the config and owns the state

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from .paths import create_private
+
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s[%(process)d] %(message)s"
 _JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -25,7 +27,7 @@ def setup_logging(log_file: Path | None, level: str = "INFO") -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(_JOURNAL_FORMAT))
     else:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
+        create_private(log_file)
         handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=20 * 1024 * 1024, backupCount=5)
         handler.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(handler)

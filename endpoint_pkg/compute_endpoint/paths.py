@@ -115,6 +115,17 @@ class EndpointDir:
     def is_configured(self) -> bool:
         return self.config_file().exists()
 
+    def make_private(self) -> None:
+        """Per-user: the endpoint's directories are 0700, whatever the umask or an older version left.
+
+        Its config may hold worker environment secrets, its logs task details,
+        and its id is all another broker user needs to address it.
+        """
+        for directory in (self.config_dir, self.state_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if directory.stat().st_uid == os.geteuid():
+                directory.chmod(0o700)
+
     @property
     def info_file(self) -> Path:
         return self.state_dir / "endpoint.json"
@@ -223,7 +234,20 @@ def read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def write_json(path: Path, data: dict, mode: int = 0o644) -> None:
+def create_private(path: Path) -> Path:
+    """Create ``path`` as an empty 0600 file if it is missing (a log, before it is opened for appending)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
+    return path
+
+
+def write_private_text(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def write_json(path: Path, data: dict, mode: int = 0o600) -> None:
     """Write atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .paths import create_private
+
 _PR_SET_PDEATHSIG = 1
 _libc = None
 
@@ -108,9 +110,8 @@ def spawn(argv: list[str], stderr_log: Path, env: dict[str, str],
     Returns the process and the offset in ``stderr_log`` where its own output
     starts (to quote only this run's last words if it dies at start-up).
     """
-    stderr_log.parent.mkdir(parents=True, exist_ok=True)
     popen.setdefault("stdin", subprocess.DEVNULL)
-    with open(stderr_log, "ab") as stderr:
+    with open(create_private(stderr_log), "ab") as stderr:
         offset = stderr.tell()
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr, **popen)
     return process, offset

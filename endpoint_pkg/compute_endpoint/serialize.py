@@ -11,6 +11,7 @@ interchange and manager route these bytes without unpickling them.
 """
 
 import hashlib
+import io
 import pickle
 import traceback
 import weakref
@@ -35,12 +36,17 @@ def dump_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
     except (KeyError, TypeError):
         pass
     data = _dumps(fn, "function")
-    entry = (hashlib.sha256(data).hexdigest()[:32], data)
+    entry = (function_hash(data), data)
     try:
         _function_cache[fn] = entry
     except TypeError:  # not weak-referenceable (e.g. a builtin); simply not cached
         pass
     return entry
+
+
+def function_hash(data: bytes) -> str:
+    """The hash a function is known by (``allowed_functions``): of its serialized bytes."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def dump_arguments(args: tuple, kwargs: dict) -> bytes:
@@ -63,6 +69,28 @@ def dump_exception(exc: BaseException) -> bytes:
 
 def load(data: bytes) -> Any:
     return pickle.loads(data)
+
+
+# Plain data needs no class lookups in pickle protocol 5, except these.
+_PLAIN_DATA_CLASSES = {("builtins", "complex"), ("builtins", "set"), ("builtins", "frozenset"),
+                       ("builtins", "bytearray")}
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PLAIN_DATA_CLASSES:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"{module}.{name} is not plain data: this endpoint runs only allowed functions, and their arguments "
+            "may hold only numbers, strings, bytes, None, booleans and lists, tuples, dicts and sets of them")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("persistent references are not plain data")
+
+
+def load_plain_data(data: bytes) -> Any:
+    """Unpickle, refusing any object but plain data, so that loading runs no code of the sender's."""
+    return _PlainDataUnpickler(io.BytesIO(data)).load()
 
 
 def format_exception(exc: BaseException) -> str:

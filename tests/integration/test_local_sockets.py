@@ -10,12 +10,14 @@ from ..support.attacker import run_as_nobody
 # Run as nobody: knock on both of the interchange's sockets as the daemon and as a manager would.
 KNOCK = textwrap.dedent("""
     import cloudpickle, sys, uuid, zmq
+    from compute_endpoint.serialize import function_hash
     from compute_endpoint.protocol import ManagerRegistration, Task, TaskBatch
     endpoint_sock, manager_sock, marker = sys.argv[1:]
     def plant():
         open(marker, "w").write("ran")
     fn, args = cloudpickle.dumps(plant), cloudpickle.dumps(((), {}))
-    task = Task(task_id=str(uuid.uuid4()), fn_hash="0" * 32, fn_len=len(fn), reply_to="x.y", payload=fn + args)
+    task = Task(task_id=str(uuid.uuid4()), fn_hash=function_hash(fn), fn_len=len(fn), reply_to="x.y",
+                payload=fn + args)
     ctx = zmq.Context()
     as_daemon = ctx.socket(zmq.DEALER); as_daemon.setsockopt(zmq.IDENTITY, b"endpoint")
     as_daemon.connect(endpoint_sock)

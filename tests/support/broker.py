@@ -40,12 +40,12 @@ def ensure_shared_exchanges() -> None:
         channel.exchange_declare(RESULT_EXCHANGE, "topic", durable=True)
 
 
-def create_identity(name: str) -> str:
+def create_identity(name: str, submit_to: tuple | list = (), submitters: tuple | list = ()) -> str:
     """A broker user with exactly the grants the README prescribes; returns its password."""
     password = secrets.token_hex(18)
     rabbitmqctl("delete_user", name, check=False)
     rabbitmqctl("add_user", name, password)
-    grants = broker_permissions(name)
+    grants = broker_permissions(name, submit_to, submitters)
     rabbitmqctl("set_permissions", "-p", "/", name, grants["configure"], grants["write"], grants["read"])
     for exchange, topic in grants["topic"].items():
         rabbitmqctl("set_topic_permissions", "-p", "/", name, exchange, topic["write"], topic["read"])

@@ -8,6 +8,7 @@ hashes authenticate.
 """
 
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -63,24 +64,24 @@ def render_definitions(tmp_path: Path, identities: list[dict]) -> dict:
 
 def test_the_broker_roles_grants_are_the_documented_ones(tmp_path):
     identities = [{"name": "alice", "password": "a-secret"},
-                  {"name": "bob", "password": "b-secret", "submit_to": ["alice"]}]
+                  {"name": "bob", "password": "b-secret", "submit_to": ["alice"]},
+                  {"name": "carol", "password": "c-secret", "submit_to": ["alice", "bob"]}]
     definitions = render_definitions(tmp_path, identities)
     assert "a-secret" not in json.dumps(definitions), "only hashes are written"
     assert {x["name"] for x in definitions["exchanges"]} == {TASK_EXCHANGE, RESULT_EXCHANGE}
-    for name in ("alice", "bob"):
-        expected = broker_permissions(name)
+    submitters = {"alice": ["bob", "carol"], "bob": ["carol"], "carol": []}
+    for identity in identities:
+        name = identity["name"]
+        expected = broker_permissions(name, identity.get("submit_to", []), submitters[name])
         grant = next(p for p in definitions["permissions"] if p["user"] == name)
         assert (grant["configure"], grant["write"], grant["read"]) == (
             expected["configure"], expected["write"], expected["read"])
-        topics = {t["exchange"]: t for t in definitions["topic_permissions"] if t["user"] == name}
-        assert topics[RESULT_EXCHANGE]["write"] == expected["topic"][RESULT_EXCHANGE]["write"]
-        assert topics[TASK_EXCHANGE]["read"] == expected["topic"][TASK_EXCHANGE]["read"]
-    alice_tasks = next(t for t in definitions["topic_permissions"] if t["user"] == "alice" and
-                       t["exchange"] == TASK_EXCHANGE)
-    bob_tasks = next(t for t in definitions["topic_permissions"] if t["user"] == "bob" and
-                     t["exchange"] == TASK_EXCHANGE)
-    assert alice_tasks["write"] == broker_permissions("alice")["topic"][TASK_EXCHANGE]["write"]
-    assert bob_tasks["write"] == r"^({username}|alice)\.", "bob may submit to alice's endpoints"
+        topics = {t["exchange"]: {"write": t["write"], "read": t["read"]}
+                  for t in definitions["topic_permissions"] if t["user"] == name}
+        assert topics == expected["topic"], name
+    bob_tasks = broker_permissions("bob", ["alice"])["topic"][TASK_EXCHANGE]["write"]
+    assert re.match(bob_tasks.replace("{username}", "bob"), "alice.3f2a.tasks"), "bob may submit to alice"
+    assert not re.match(bob_tasks.replace("{username}", "bob"), "alice.3f2a.commands"), "but not command her"
 
 
 def test_the_broker_roles_password_hashes_authenticate_on_rabbitmq(tmp_path, broker):
@@ -100,3 +101,31 @@ def test_the_broker_roles_password_hashes_authenticate_on_rabbitmq(tmp_path, bro
             pika.BlockingConnection(params)
     finally:
         delete_identity(name)
+
+
+def test_the_broker_role_deletes_the_identities_it_no_longer_lists_and_no_others(tmp_path, broker):
+    """Run the role's users.yml against the real broker, keeping guest (the tests' administrator)."""
+    stale, foreign = f"stale-{secrets.token_hex(3)}", f"site-admin-{secrets.token_hex(3)}"
+    for name, tags in ((stale, "compute-endpoint-identity"), (foreign, "monitoring")):
+        subprocess.run(["rabbitmqctl", "-q", "add_user", name, secrets.token_hex(8)], check=True, timeout=60)
+        subprocess.run(["rabbitmqctl", "-q", "set_user_tags", name, tags], check=True, timeout=60)
+    playbook = tmp_path / "users.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"compute_broker_identities": [], "compute_broker_delete_guest": False},
+        "tasks": [{"ansible.builtin.import_tasks": str(REPO / "roles/compute_broker/tasks/users.yml")}],
+    }]))
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "ANSIBLE_LOCALHOST_WARNING": "false",
+           "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)], env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        users = subprocess.run(["rabbitmqctl", "-q", "list_users", "--formatter", "json"], check=True,
+                               capture_output=True, text=True, timeout=60).stdout
+        names = {entry["user"] for entry in json.loads(users)}
+        assert stale not in names, "an identity the inventory no longer lists is deleted"
+        assert {foreign, "guest"} <= names, "users the role did not make are left alone"
+    finally:
+        delete_identity(stale)
+        delete_identity(foreign)

@@ -131,3 +131,34 @@ def test_objects_validate_when_built_directly():
         LocalProvider(min_blocks=3, max_blocks=1)
     with pytest.raises(ConfigError, match="provider: expected LocalProvider"):
         Engine(provider="slurm")
+
+
+def test_turning_allowed_functions_on_or_off_needs_a_restart_but_changing_the_list_does_not():
+    from compute_endpoint.endpoint.reload import apply_reload
+
+    running = load_yaml_text("allowed_functions: null\n", "config.yaml")
+    changes = apply_reload(running, load_yaml_text("allowed_functions: [" + "a" * 32 + "]\n", "config.yaml"))
+    assert changes.need_restart == ["allowed_functions"] and running.allowed_functions is None
+    running = load_yaml_text("allowed_functions: [" + "a" * 32 + "]\n", "config.yaml")
+    changes = apply_reload(running, load_yaml_text("allowed_functions: [" + "b" * 32 + "]\n", "config.yaml"))
+    assert changes.applied == ["allowed_functions"] and running.allowed_functions == ["b" * 32]
+
+
+@pytest.mark.parametrize("url", ["amqp://broker.example.org/", "amqp://10.0.0.5:5672/%2F"])
+def test_plain_amqp_to_another_host_is_refused_unless_allowed(url):
+    with pytest.raises(ConfigError, match="would send the broker password and every task in clear"):
+        load_yaml_text(f"broker: {{url: '{url}'}}\n", "config.yaml")
+    assert load_yaml_text(f"broker: {{url: '{url}', allow_plaintext: true}}\n", "config.yaml").broker.allow_plaintext
+
+
+@pytest.mark.parametrize("url", ["amqp://127.0.0.1/", "amqp://localhost:5672/%2F", "amqp://[::1]/",
+                                 "amqps://broker.example.org/"])
+def test_loopback_and_tls_brokers_need_no_permission(url):
+    assert load_yaml_text(f"broker: {{url: '{url}'}}\n", "config.yaml").broker.url == url
+
+
+def test_allowed_submitters_are_broker_identities():
+    config = load_yaml_text("allowed_submitters: [bob, carol-2]\n", "config.yaml")
+    assert config.allowed_submitters == ["bob", "carol-2"]
+    with pytest.raises(ConfigError, match="allowed_submitters: expected broker identities"):
+        load_yaml_text("allowed_submitters: ['bob.evil']\n", "config.yaml")

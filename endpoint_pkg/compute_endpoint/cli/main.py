@@ -10,7 +10,8 @@ from typing import Annotated, Optional, ParamSpec, TypeVar
 import typer
 
 from .. import __version__, control, systemctl
-from ..config import load_config
+from ..config import Broker, ConfigError, load_config
+from ..config.model import DEFAULT_BROKER_URL
 from ..errors import EndpointError
 from ..paths import EndpointHome
 from . import output
@@ -82,6 +83,10 @@ def configure(
     ep = control.configure(_home(), name, broker_url)
     output.out.print(f"Created profile for endpoint named <{name}>\n")
     output.out.print(f"    Configuration file: {ep.config_file()}\n")
+    try:
+        Broker(url=broker_url or DEFAULT_BROKER_URL)
+    except ConfigError as exc:
+        output.err.print(f"Warning: broker.url: {exc.detail}. `start` refuses it until you do.\n")
     output.out.print(f"Next: store broker credentials with `compute-endpoint login {name}` (or export "
                      f"COMPUTE_CLIENT_ID and COMPUTE_CLIENT_SECRET), then `compute-endpoint start {name}`.")
 

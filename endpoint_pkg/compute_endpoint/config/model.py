@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..addresses import is_loopback
+from ..protocol.broker_names import IDENTITY_PATTERN
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .fields import ConfigError, check_fields, setting
 
@@ -120,6 +122,8 @@ class Broker:
     tls_ca: str | None = setting(None, kind=str, nullable=True, doc="CA bundle to verify an amqps:// broker")
     heartbeat: int = setting(60, kind=int, minimum=0, doc="AMQP heartbeat in seconds (0 disables)")
     connect_timeout: float = setting(10.0, kind=float, positive=True, doc="seconds to wait for a connection")
+    allow_plaintext: bool = setting(False, kind=bool,
+                                    doc="accept an amqp:// URL to another host (password and tasks in clear)")
 
     def __post_init__(self):
         check_fields(self)
@@ -134,6 +138,11 @@ class Broker:
                 "must not contain a user name or password; store credentials with "
                 "`compute-endpoint login` or set COMPUTE_CLIENT_ID/COMPUTE_CLIENT_SECRET",
             )
+        if parts.scheme == "amqp" and not is_loopback(parts.hostname) and not self.allow_plaintext:
+            raise ConfigError(
+                "url",
+                f"amqp:// to {parts.hostname} would send the broker password and every task in clear: use "
+                "amqps:// (with tls_ca), or set broker.allow_plaintext: true on a network you trust")
         if self.tls_ca and parts.scheme != "amqps":
             raise ConfigError("tls_ca", "is set but the broker URL is not amqps://")
 
@@ -155,6 +164,8 @@ class Config:
                                         doc="stop after this many idle heartbeats (0: never)")
     allowed_functions: list | None = setting(None, kind=list, nullable=True,
                                              doc="function hashes allowed to run (null: any)")
+    allowed_submitters: list = setting(kind=list, factory=list,
+                                       doc="broker identities besides the owner that may submit tasks")
     max_payload_bytes: int = setting(DEFAULT_MAX_PAYLOAD_BYTES, kind=int, minimum=1024,
                                      doc="largest task or result accepted")
     stop_timeout: float = setting(10.0, kind=float, minimum=0,
@@ -172,5 +183,9 @@ class Config:
         for item in self.allowed_functions or ():
             if not isinstance(item, str) or not _HASH.match(item):
                 raise ConfigError("allowed_functions", f"expected function hashes (hex strings), got {item!r}")
+        for item in self.allowed_submitters:
+            if not isinstance(item, str) or not IDENTITY_PATTERN.match(item):
+                raise ConfigError("allowed_submitters",
+                                  f"expected broker identities (1-64 letters, digits, '_' or '-'), got {item!r}")
         if self.debug:
             self.log_level = "DEBUG"

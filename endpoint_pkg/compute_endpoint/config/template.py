@@ -26,6 +26,11 @@ broker:
 heartbeat_period: 30
 heartbeat_threshold: 120
 
+# Broker identities besides yours whose tasks this endpoint runs (each also
+# needs a submit_to grant on the broker). Tasks from anyone else are set aside
+# in the endpoint's dead-letter queue with the reason.
+allowed_submitters: []
+
 engine:
   type: GlobusComputeEngine
   max_workers_per_node: {workers}

@@ -324,10 +324,13 @@ class AmqpAgent:
                 on_confirm: Callable[[bool], None] | None = None, mandatory: bool = True) -> bool:
         """Publish; ``on_confirm(True)`` once the broker has it, ``(False)`` if it refused or we disconnected.
 
+        Every message carries our identity as ``user_id``, which RabbitMQ checks
+        against the connection's user, so that receivers know it came from us.
         Returns False, without publishing, while there is no usable channel.
         """
         if not self.ready or self._channel is None or not self._channel.is_open:
             return False
+        properties.user_id = self._identity
         self._channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
         self.counts["published"] += 1
         self._confirms.published(on_confirm or _unheeded)

@@ -24,7 +24,6 @@ from ..protocol import (
     CommandReply,
     ControlAction,
     EndpointState,
-    ErrorKind,
     InterchangeStatus,
     Message,
     ProtocolError,
@@ -36,6 +35,7 @@ from ..protocol import (
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_is_valid
 from ..protocol.codec import decode_header
 from ..readiness import Readiness, watchdog_interval
+from .admission import Admission
 from .amqp import AmqpAgent, Delivery
 from .components import Components
 from .inflight import DeliveryGroup, InflightLedger, InflightTask, Receipt
@@ -68,6 +68,7 @@ class EndpointDaemon:
         self.components = components
         self.link = InterchangeLink(self.ioloop, components.interchange_address, self._on_interchange)
         self.ledger = InflightLedger()
+        self.admission = Admission(owner, config)
         self.outbox = ResultOutbox(self.agent, self.ioloop, self._backlog, self._on_results_confirmed)
         self.status = StatusBuilder()
         self.ix_status: InterchangeStatus | None = None
@@ -180,72 +181,72 @@ class EndpointDaemon:
 
     def on_task(self, delivery: Delivery) -> None:
         body = delivery.body
+        sender = delivery.properties.user_id
+        refused = self.admission.task_sender_refusal(sender)
+        if refused:
+            self._dead_letter(body, "sender-not-permitted", refused, DeliveryGroup(delivery, 1), sender)
+            return
         try:
             items = unbundle(body)
         except ProtocolError as exc:
-            self._dead_letter(body, exc.reason, str(exc), DeliveryGroup(delivery, 1))
+            self._dead_letter(body, exc.reason, str(exc), DeliveryGroup(delivery, 1), sender)
             return
         group = DeliveryGroup(delivery, len(items))
         for item in items:
-            self._take_task(item, group)
+            self._take_task(item, group, sender or "")  # (a permitted sender always has a name)
         self.link.flush()  # the delivery's tasks leave together, without waiting for the next loop
         if group.pending == 0:  # every task in it was finished already
             self.agent.ack(delivery)
         self.idle_heartbeats = 0
 
-    def _take_task(self, body: bytes, group: DeliveryGroup) -> None:
+    def _take_task(self, body: bytes, group: DeliveryGroup, sender: str) -> None:
         try:
             task = Task.peek(body)
         except ProtocolError as exc:
-            self._dead_letter(body, exc.reason, str(exc), group)
+            self._dead_letter(body, exc.reason, str(exc), group, sender)
             return
-        if not reply_key_is_valid(task.reply_to):
-            self._dead_letter(body, "bad-reply-to", f"reply_to {task.reply_to!r} is not a valid result key", group)
+        refused = self.admission.reply_refusal(task, sender)
+        if refused:
+            self._dead_letter(body, "bad-reply-to", refused, group, sender)
             return
         if self.ledger.receive(task.task_id, body, task.reply_to, group) != Receipt.NEW:
             return
-        refusal = self._refusal(task, len(body))
+        refusal = self.admission.task_refusal(task, len(body))
         if refusal:
             self._complete_locally(self.ledger[task.task_id], refusal)
         else:
             self.link.send_task(body)
-
-    def _refusal(self, task: Task, size: int) -> Result | None:
-        limit = self.config.max_payload_bytes
-        if size > limit:
-            return Result.failure(task.task_id, ErrorKind.PAYLOAD_TOO_LARGE,
-                                  f"the task is {size / 2**20:.1f} MiB, over the endpoint's limit of "
-                                  f"{limit / 2**20:.1f} MiB (max_payload_bytes)", error_type="PayloadTooLarge")
-        allowed = self.config.allowed_functions
-        if allowed is not None and task.fn_hash not in allowed:
-            return Result.failure(task.task_id, ErrorKind.FUNCTION_NOT_ALLOWED,
-                                  f"function {task.fn_hash} is not in this endpoint's allowed_functions",
-                                  error_type="FunctionNotAllowed")
-        return None
 
     def _complete_locally(self, entry: InflightTask, result: Result) -> None:
         result.finished_at = time.time()
         entry.result = result.pack()
         self.outbox.send_now([entry])
 
-    def _dead_letter(self, body: bytes, reason: str, detail: str, group: DeliveryGroup) -> None:
-        """Move an undecodable message (or bundle item) aside with the reason attached.
+    def _dead_letter(self, body: bytes, reason: str, detail: str, group: DeliveryGroup | None,
+                     sender: str | None) -> None:
+        """Move a message (or bundle item) that cannot run aside, with the reason and its sender attached.
 
         It counts as done for its delivery once the dead-letter queue has it; if it
         cannot be published now, the delivery stays unacked and comes back later.
         """
-        log.error("task message rejected to %s: %s", self.names.dead_queue, detail)
+        log.error("message set aside in %s: %s", self.names.dead_queue, detail)
         props = pika.BasicProperties(delivery_mode=2, headers={"x-reject-reason": reason,
-                                                                "x-reject-detail": detail[:1000]})
+                                                                "x-reject-detail": detail[:1000],
+                                                                "x-original-sender": sender or ""})
 
         def confirmed(ok: bool) -> None:
-            if ok and group.done_one():
+            if ok and group is not None and group.done_one():
                 self.agent.ack(group.delivery)
 
         self.agent.publish(TASK_EXCHANGE, self.names.dead_key, body, props, on_confirm=confirmed)
 
     def on_command(self, delivery: Delivery) -> None:
         self.agent.ack(delivery)
+        sender = delivery.properties.user_id
+        refused = self.admission.command_sender_refusal(sender)
+        if refused:
+            self._dead_letter(delivery.body, "sender-not-permitted", refused, None, sender)
+            return
         try:
             cmd = Command.unpack(delivery.body)
         except ProtocolError as exc:
@@ -273,8 +274,8 @@ class EndpointDaemon:
             self._reply(command_id, reply_to, False, f"malformed command: {exc}")
 
     def _reply(self, command_id: str, reply_to: str, ok: bool, message: str, data: dict | None = None) -> None:
-        if not reply_key_is_valid(reply_to):
-            return
+        if not reply_key_is_valid(reply_to) or reply_to.partition(".")[0] != self.names.owner:
+            return  # commands come from the owner only, so replies go to the owner only
         reply = CommandReply.of(command_id, ok, message, data)
         props = pika.BasicProperties(message_id=command_id, correlation_id=command_id)
         self.agent.publish(RESULT_EXCHANGE, reply_to, reply.pack(), props)

@@ -8,7 +8,7 @@ from ..config import Config
 
 # Read afresh on every use by the daemon, so changing them is safe while running.
 RELOADABLE = ("display_name", "heartbeat_period", "heartbeat_threshold", "idle_heartbeats_soft",
-              "allowed_functions", "max_payload_bytes", "stop_timeout", "log_level", "debug")
+              "allowed_functions", "allowed_submitters", "max_payload_bytes", "stop_timeout", "log_level", "debug")
 
 
 @dataclass
@@ -28,7 +28,7 @@ def apply_reload(running: Config, new: Config) -> ReloadChanges:
         old_value, new_value = getattr(running, f.name), getattr(new, f.name)
         if old_value == new_value:
             continue
-        if f.name in RELOADABLE:
+        if f.name in RELOADABLE and not _switches_argument_checks(f.name, old_value, new_value):
             setattr(running, f.name, new_value)
             changes.applied.append(f.name)
         else:
@@ -36,3 +36,8 @@ def apply_reload(running: Config, new: Config) -> ReloadChanges:
     if "log_level" in changes.applied or "debug" in changes.applied:
         logging.getLogger().setLevel(running.log_level)
     return changes
+
+
+def _switches_argument_checks(name: str, old: object, new: object) -> bool:
+    """Turning allowed_functions on or off changes how workers load arguments, which they learn at start."""
+    return name == "allowed_functions" and (old is None) != (new is None)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..addresses import is_loopback
 from ..errors import EndpointError
 from ..logs import setup_logging
-from ..paths import EndpointDir
+from ..paths import EndpointDir, create_private
 from ..procs import die_with_parent
 from ..readiness import Readiness
 from .manager import Manager, install_signal_handlers
@@ -32,7 +32,8 @@ def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> 
     if settings.parent_pid:
         die_with_parent(settings.parent_pid, signal.SIGTERM)
     log_file = settings.log_file
-    worker_output = open(log_file, "ab", buffering=0) if log_file else None  # noqa: SIM115 - lives as long as we do
+    # (lives as long as we do)
+    worker_output = open(create_private(log_file), "ab", buffering=0) if log_file else None  # noqa: SIM115
     manager = Manager(settings, worker_env or dict(os.environ), worker_output, Readiness())
     install_signal_handlers(manager)
     try:

@@ -54,7 +54,8 @@ class Manager:
         self.id = settings.manager_id
         self.ctx = zmq.Context()
         self.sock = make_socket(self.ctx, zmq.DEALER, self.id.encode())
-        self.pool = WorkerPool(settings.workers, self.id, settings.max_result_bytes, worker_env, worker_output)
+        self.pool = WorkerPool(settings.workers, self.id, settings.max_result_bytes, worker_env, worker_output,
+                               settings.plain_arguments)
         self.pending: deque[tuple[str, bytes, float | None]] = deque()
         self.known: set[str] = set()
         self.unacked: dict[str, tuple[bytes, float]] = {}

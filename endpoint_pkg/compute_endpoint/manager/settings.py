@@ -31,6 +31,7 @@ class ManagerSettings(CommandLine):
     heartbeat_threshold: float = option(20.0, help="seconds without word from the interchange before warning")
     walltime: float | None = option(None, help="default per-task walltime in seconds")
     max_result_bytes: int = option(DEFAULT_MAX_PAYLOAD_BYTES, help="largest result a worker may return")
+    plain_arguments: bool = option(False, help="workers load arguments as plain data only (with allowed_functions)")
     parent_pid: int = option(0, help="exit when this process dies")
     log_file: Path | None = option(None, help="log to this file (default: stderr)")
     log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
@@ -46,6 +47,7 @@ class ManagerSettings(CommandLine):
         return cls(interchange=interchange, workers=engine.max_workers_per_node, manager_id=manager_id,
                    prefetch=engine.prefetch_capacity or 0, heartbeat_period=engine.heartbeat_period,
                    heartbeat_threshold=engine.heartbeat_threshold, walltime=engine.task_walltime,
-                   max_result_bytes=config.max_payload_bytes, parent_pid=parent_pid, log_file=log_file,
+                   max_result_bytes=config.max_payload_bytes,
+                   plain_arguments=config.allowed_functions is not None, parent_pid=parent_pid, log_file=log_file,
                    log_level=config.log_level)
 

@@ -50,10 +50,11 @@ class WorkerHandle:
 
 class WorkerPool:
     def __init__(self, size: int, manager_id: str, max_result_bytes: int, env: dict[str, str] | None = None,
-                 stdout: BinaryIO | None = None):
+                 stdout: BinaryIO | None = None, plain_arguments: bool = False):
         self.size = size
         self.manager_id = manager_id
         self.max_result_bytes = max_result_bytes
+        self.plain_arguments = plain_arguments
         self.env = env
         self.stdout = stdout
         self.workers: dict[int, WorkerHandle] = {}  # keyed by socket fd
@@ -70,7 +71,8 @@ class WorkerPool:
     def _spawn(self) -> WorkerHandle:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         settings = WorkerSettings(fd=theirs.fileno(), parent_pid=os.getpid(),
-                                  max_result_bytes=self.max_result_bytes, manager_id=self.manager_id)
+                                  max_result_bytes=self.max_result_bytes, manager_id=self.manager_id,
+                                  plain_arguments=self.plain_arguments)
         process = subprocess.Popen(settings.command(), pass_fds=(theirs.fileno(),), env=self.env,
                                    stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stdout)
         theirs.close()

@@ -5,8 +5,8 @@ owning identity, and queue names embed it, so RabbitMQ's permissions do the
 access control:
 
 * topic permissions on ``ce.tasks`` and ``ce.results`` with ``{username}``
-  expansion (``^{username}\\.``) stop one identity binding to, or publishing
-  tasks for, another identity's endpoints;
+  expansion stop one identity binding to, or publishing to, another
+  identity's keys, except the task keys of owners it was granted;
 * per-user resource permissions (``^ce\\.<user>\\.``) stop it consuming another
   identity's queues.
 
@@ -14,6 +14,7 @@ See ``broker_permissions()`` for the exact grants an identity needs.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 TASK_EXCHANGE = "ce.tasks"
@@ -107,16 +108,28 @@ def reply_key_is_valid(key: str) -> bool:
     return bool(_REPLY_KEY.match(key or ""))
 
 
-def broker_permissions(identity: str) -> dict:
-    """The RabbitMQ grants an identity needs to own endpoints and submit to them."""
-    mine = rf"^ce\.{re.escape(identity)}\."
+def broker_permissions(identity: str, submit_to: Iterable[str] = (), submitters: Iterable[str] = ()) -> dict:
+    """The RabbitMQ grants an identity needs to own endpoints, and to submit to the owners in ``submit_to``.
+
+    On ``ce.tasks`` it may write its own endpoints' keys, and only the task
+    keys of the owners it submits to (never their commands or status). On
+    ``ce.results`` it may write its own reply keys and those of the identities
+    that submit to it (``submitters``), where its endpoints send their results.
+    Routes around these grants (dead-letter and alternate exchanges) are closed
+    by the endpoint and the SDK, which check each message's ``user_id``.
+    """
+    mine = rf"^ce\.{check_identity(identity)}\."
     shared = r"^ce\.(tasks|results)$"
+    own_keys = r"{username}\.[^.]+\.(tasks|commands|status|dead)"
+    owners = "|".join(check_identity(owner) for owner in submit_to)
+    task_write = rf"^({own_keys}|({owners})\.[^.]+\.tasks)$" if owners else f"^{own_keys}$"
+    repliers = "|".join(["{username}", *(check_identity(name) for name in submitters)])
     return {
         "configure": mine,
         "write": f"{mine}|{shared}",
         "read": f"{mine}|{shared}",
         "topic": {
-            TASK_EXCHANGE: {"write": r"^{username}\.", "read": r"^{username}\."},
-            RESULT_EXCHANGE: {"write": r".*", "read": r"^{username}\."},
+            TASK_EXCHANGE: {"write": task_write, "read": r"^{username}\."},
+            RESULT_EXCHANGE: {"write": rf"^({repliers})\.", "read": r"^{username}\."},
         },
     }

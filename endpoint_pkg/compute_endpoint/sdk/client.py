@@ -72,7 +72,7 @@ class Client:
         with self._connect() as conn:
             channel = conn.channel()
             try:
-                method, _props, body = channel.basic_get(names.status_queue, auto_ack=False)
+                method, props, body = channel.basic_get(names.status_queue, auto_ack=False)
             except ChannelClosedByBroker as exc:
                 raise _lookup_error(exc, endpoint_id, names) from None
             if method is not None:
@@ -80,6 +80,10 @@ class Client:
         if method is None:
             return {"endpoint_id": str(endpoint_id), "status": "unknown",
                     "detail": "the endpoint has not reported yet"}
+        if props.user_id != names.owner:
+            return {"endpoint_id": str(endpoint_id), "status": "unknown",
+                    "detail": f"the last status report was sent by {props.user_id!r}, not by the endpoint's "
+                              f"owner {names.owner!r}; it was ignored"}
         report = StatusReport.unpack(body)
         age = time.time() - report.sent_at
         threshold = report.detail.get("heartbeat_threshold", 4 * report.heartbeat_period)
@@ -104,19 +108,23 @@ class Client:
                 channel.queue_declare(reply.queue, exclusive=True, auto_delete=True)
                 channel.queue_bind(reply.queue, RESULT_EXCHANGE, reply.key)
                 channel.confirm_delivery()
-                channel.basic_publish(TASK_EXCHANGE, names.commands_key, command.pack(), mandatory=True)
+                channel.basic_publish(TASK_EXCHANGE, names.commands_key, command.pack(),
+                                      pika.BasicProperties(user_id=self.identity.client_id), mandatory=True)
             except pika.exceptions.UnroutableError:
                 raise UnknownEndpointError(f"endpoint {endpoint_id} has no command queue: it was never started "
                                            "or has been deleted") from None
             except ChannelClosedByBroker as exc:
                 raise _lookup_error(exc, endpoint_id, names) from None
-            return self._await_reply(channel, reply.queue, command.command_id, timeout, endpoint_id)
+            return self._await_reply(channel, reply.queue, command.command_id, timeout, names)
 
     @staticmethod
-    def _await_reply(channel: Any, queue: str, command_id: str, timeout: float, endpoint_id: str) -> CommandReply:
-        for _method, _props, body in channel.consume(queue, auto_ack=True, inactivity_timeout=timeout):
+    def _await_reply(channel: Any, queue: str, command_id: str, timeout: float, names: EndpointNames) -> CommandReply:
+        endpoint_id = names.endpoint_id
+        for _method, props, body in channel.consume(queue, auto_ack=True, inactivity_timeout=timeout):
             if body is None:
                 break
+            if props.user_id != names.owner:
+                continue  # only the endpoint's owner answers commands
             try:
                 reply = CommandReply.unpack(body)
             except ProtocolError:

@@ -20,6 +20,8 @@ from concurrent.futures import Executor as _BaseExecutor
 from concurrent.futures import Future
 from typing import Any
 
+import pika
+
 from .. import serialize
 from ..protocol import ErrorKind, ProtocolError, Result, Task, unbundle
 from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
@@ -55,6 +57,7 @@ class Executor(_BaseExecutor):
         self.max_payload_bytes = max_payload_bytes
         self.walltime = walltime
         self.duplicates_dropped = 0
+        self.foreign_results_dropped = 0  # result messages not sent by the endpoint's owner
         self._futures: dict[str, Future] = {}
         self._futures_lock = threading.Lock()
         self._shutdown = False
@@ -147,7 +150,13 @@ class Executor(_BaseExecutor):
 
     # --- results (session thread) --------------------------------------------
 
-    def _on_result(self, body: bytes, _props: object) -> None:
+    def _on_result(self, body: bytes, props: pika.BasicProperties) -> None:
+        if props.user_id != self.names.owner:
+            # Only the endpoint's owner publishes its results; RabbitMQ vouches for user_id.
+            self.foreign_results_dropped += 1
+            log.error("dropped a result message from %r: only the endpoint's owner %r sends results",
+                      props.user_id, self.names.owner)
+            return
         try:
             results = [Result.unpack(item) for item in unbundle(body)]
         except ProtocolError as exc:

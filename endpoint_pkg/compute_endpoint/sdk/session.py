@@ -202,7 +202,8 @@ class BrokerSession:
         for group in groups:
             exchange, key = group[0][:2]
             body = packed_group([item[2] for item in group])
-            props = pika.BasicProperties(message_id=_message_id(group), delivery_mode=2)
+            # user_id: RabbitMQ checks it is ours; the endpoint runs tasks only from identities it allows.
+            props = pika.BasicProperties(message_id=_message_id(group), delivery_mode=2, user_id=self.identity)
             self._channel.basic_publish(exchange, key, body, props, mandatory=True)
             self._unconfirmed.published(group)
 

@@ -15,3 +15,4 @@ class WorkerSettings(CommandLine):
     parent_pid: int = option(0, help="exit when this process (the manager) dies")
     max_result_bytes: int = option(DEFAULT_MAX_PAYLOAD_BYTES, help="largest result to return")
     manager_id: str = option("", help="recorded in each result")
+    plain_arguments: bool = option(False, help="load arguments as plain data only (set with allowed_functions)")

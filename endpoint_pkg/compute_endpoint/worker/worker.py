@@ -42,13 +42,29 @@ class FunctionCache:
         return fn
 
 
-def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id: str = "") -> Result:
+def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id: str = "",
+            plain_arguments: bool = False) -> Result:
+    """Run one task. The function's hash is checked against its bytes before anything is unpickled.
+
+    That hash is what ``allowed_functions`` lists and what the cache is keyed
+    by, so a task cannot run other code under an allowed hash, nor leave it in
+    the cache for the next task that names that hash. With ``plain_arguments``
+    (set with ``allowed_functions``) the arguments are loaded as plain data
+    only, since unpickling anything else can run the sender's code.
+    """
     started = time.time()
     common: dict[str, Any] = {"task_id": task.task_id, "worker_pid": os.getpid(), "manager": manager_id,
                               "started_at": started}
+    fn_bytes = task.payload[: task.fn_len]
+    if serialize.function_hash(fn_bytes) != task.fn_hash:
+        return Result.failure(
+            error_kind=ErrorKind.FUNCTION_NOT_ALLOWED, error_type="FunctionHashMismatch", finished_at=time.time(),
+            message=f"the function sent is not the one its hash ({task.fn_hash}) names; nothing of it was loaded",
+            **common)
     try:
-        fn = cache.get(task.fn_hash, task.payload[: task.fn_len])
-        args, kwargs = serialize.load(task.payload[task.fn_len:])
+        fn = cache.get(task.fn_hash, fn_bytes)
+        load_arguments = serialize.load_plain_data if plain_arguments else serialize.load
+        args, kwargs = load_arguments(task.payload[task.fn_len:])
     except Exception as exc:
         return Result.failure(
             error_kind=ErrorKind.SERIALIZATION, error_type=type(exc).__name__, finished_at=time.time(),
@@ -89,14 +105,15 @@ def _value_result(value: Any, common: dict[str, Any], max_result_bytes: int) -> 
     return Result(ok=True, payload=data, finished_at=time.time(), **common)
 
 
-def serve(sock: socket.socket, max_result_bytes: int, manager_id: str = "") -> None:
+def serve(sock: socket.socket, settings: WorkerSettings) -> None:
     cache = FunctionCache()
     while True:
         frame = read_frame(sock)
         if frame is None:
             return
         task = Task.unpack(frame)
-        write_frame(sock, execute(task, cache, max_result_bytes, manager_id).pack())
+        result = execute(task, cache, settings.max_result_bytes, settings.manager_id, settings.plain_arguments)
+        write_frame(sock, result.pack())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal goes to the endpoint, not to us
     sock = socket.socket(fileno=settings.fd)
     try:
-        serve(sock, settings.max_result_bytes, settings.manager_id)
+        serve(sock, settings)
     except (BrokenPipeError, ConnectionResetError):
         pass
     return 0

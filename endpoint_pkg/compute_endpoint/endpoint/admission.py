@@ -1,0 +1,53 @@
+"""Which broker messages the endpoint takes, and why it refuses the others.
+
+The sender of a message is its AMQP ``user_id``, which RabbitMQ refuses to
+accept unless it names the publishing connection's user. Topic permissions
+alone do not decide who reaches an endpoint's queues: RabbitMQ does not check
+them when it dead-letters a message or passes it to an alternate exchange.
+"""
+
+from ..config import Config
+from ..protocol import ErrorKind, Result, Task
+from ..protocol.broker_names import reply_key_is_valid
+
+
+class Admission:
+    def __init__(self, owner: str, config: Config):
+        self.owner = owner
+        self.config = config  # the daemon's own: a reload updates it in place
+
+    def task_sender_refusal(self, sender: str | None) -> str | None:
+        if sender is not None and (sender == self.owner or sender in self.config.allowed_submitters):
+            return None
+        return (f"sender not permitted: {describe_sender(sender)} may not submit tasks to this endpoint; only its "
+                "owner and the identities in its allowed_submitters may")
+
+    def command_sender_refusal(self, sender: str | None) -> str | None:
+        if sender == self.owner:
+            return None
+        return f"sender not permitted: {describe_sender(sender)} may not command this endpoint; only its owner may"
+
+    @staticmethod
+    def reply_refusal(task: Task, sender: str) -> str | None:
+        """Results go back to the sender's own keys only, so a task cannot aim them at someone else."""
+        if reply_key_is_valid(task.reply_to) and task.reply_to.partition(".")[0] == sender:
+            return None
+        return f"reply_to {task.reply_to!r} is not a result key of the sender ({sender}.SESSION)"
+
+    def task_refusal(self, task: Task, size: int) -> Result | None:
+        """Why a well-formed task from a permitted sender will not run here (answered as its result)."""
+        limit = self.config.max_payload_bytes
+        if size > limit:
+            return Result.failure(task.task_id, ErrorKind.PAYLOAD_TOO_LARGE,
+                                  f"the task is {size / 2**20:.1f} MiB, over the endpoint's limit of "
+                                  f"{limit / 2**20:.1f} MiB (max_payload_bytes)", error_type="PayloadTooLarge")
+        allowed = self.config.allowed_functions
+        if allowed is not None and task.fn_hash not in allowed:
+            return Result.failure(task.task_id, ErrorKind.FUNCTION_NOT_ALLOWED,
+                                  f"function {task.fn_hash} is not in this endpoint's allowed_functions",
+                                  error_type="FunctionNotAllowed")
+        return None
+
+
+def describe_sender(sender: str | None) -> str:
+    return repr(sender) if sender else "an unnamed sender (no user_id)"
