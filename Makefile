@@ -9,7 +9,7 @@ TOOLS_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 help:
 	@echo "make demo   - install what is missing, start RabbitMQ, run an endpoint end to end"
 	@echo "make test   - run every test: lint (ruff, mypy, ansible-lint), pytest, molecule"
-	@echo "make bench  - ours beside Parsl HTEX, floors, scaling (about 10 minutes)"
+	@echo "make bench  - ours beside Parsl HTEX, plain and CurveZMQ, floors, scaling (about 15 minutes)"
 
 venv: $(VENV)/.installed
 

@@ -7,7 +7,8 @@ Two measurements for each number of managers:
 * policy: the Scheduler in this process, dispatching and completing tasks over
   that many managers; microseconds per task;
 * process: a real interchange process, its managers simulated by one process
-  holding a DEALER socket per manager (each registers with --slots workers and
+  holding a DEALER socket per manager (over TCP with CurveZMQ, as managers on
+  other hosts connect) (each registers with --slots workers and
   answers every task at once), fed by a simulated endpoint; throughput and the
   interchange's CPU microseconds per task (from /proc).
 Prints one JSON object.
@@ -23,9 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import zmq
 
+from compute_endpoint.curve import MANAGER, KeyStore
 from compute_endpoint.endpoint.components import free_ports
 from compute_endpoint.interchange.manager_record import ManagerRecord
 from compute_endpoint.interchange.scheduler import Scheduler
@@ -74,14 +77,15 @@ def process_cost(managers: int, slots: int, tasks: int, window: int = 20000) -> 
     worker_port = free_ports("127.0.0.1")[0]
     socket_dir = tempfile.mkdtemp(prefix="ce-sim-")
     endpoint_address = f"ipc://{socket_dir}/endpoint.sock"
+    keys = KeyStore(Path(socket_dir) / "keys")
     settings = InterchangeSettings(endpoint_address=endpoint_address, worker_address="127.0.0.1",
-                                   worker_port=worker_port,
+                                   worker_port=worker_port, keys_dir=keys.directory,
                                    heartbeat_period=3600, heartbeat_threshold=7200, log_level="WARNING")
     interchange = subprocess.Popen(settings.command(), preexec_fn=_raise_fd_limit, stderr=subprocess.DEVNULL)
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, managers + 64)
     try:
-        socks = _register_managers(ctx, managers, slots, worker_port)
+        socks = _register_managers(ctx, managers, slots, worker_port, _curve_keys(keys))
         endpoint = ctx.socket(zmq.DEALER)
         endpoint.setsockopt(zmq.IDENTITY, b"endpoint")
         endpoint.connect(endpoint_address)
@@ -100,10 +104,24 @@ def process_cost(managers: int, slots: int, tasks: int, window: int = 20000) -> 
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
-def _register_managers(ctx, managers: int, slots: int, port: int) -> list:
+def _curve_keys(keys: KeyStore) -> dict:
+    """The endpoint's own manager pair, which its interchange admits: every simulated manager uses it."""
+    deadline = time.monotonic() + 30
+    while keys.pair(MANAGER) is None or keys.endpoint_public_key() is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the interchange made no CurveZMQ keys within 30 s")
+        time.sleep(0.05)
+    pair = keys.pair(MANAGER)
+    return {zmq.CURVE_PUBLICKEY: pair.public.encode(), zmq.CURVE_SECRETKEY: pair.secret.encode(),
+            zmq.CURVE_SERVERKEY: keys.endpoint_public_key().encode()}
+
+
+def _register_managers(ctx, managers: int, slots: int, port: int, curve: dict) -> list:
     socks = []
     for index in range(managers):
         sock = ctx.socket(zmq.DEALER)
+        for option, value in curve.items():
+            sock.setsockopt(option, value)
         sock.setsockopt(zmq.IDENTITY, f"sim-{index}".encode())
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(f"tcp://127.0.0.1:{port}")

@@ -1,6 +1,6 @@
 """One run of Parsl's HighThroughputExecutor, measured the way bench/ours.py measures us.
 
-    python bench/parsl_htex.py [--workers 2] [--tasks 5000] [--latency 200] [--via executor|apps]
+    python bench/parsl_htex.py [--workers 2] [--tasks 5000] [--latency 200] [--via executor|apps] [--encrypted]
 
 LocalProvider with one block of --workers workers, as a Globus Compute endpoint
 configures it. --via executor (default) submits to the executor itself, as the
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--latency", type=int, default=200)
     parser.add_argument("--via", choices=("executor", "apps"), default="executor")
+    parser.add_argument("--encrypted", action="store_true", help="CurveZMQ between interchange and workers")
     args = parser.parse_args()
     # Parsl starts its interchange by name; it must be on PATH.
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
@@ -42,7 +43,7 @@ def main() -> None:
     run_dir = tempfile.mkdtemp(prefix="parsl-bench-")
     config = Config(
         executors=[HighThroughputExecutor(
-            label="htex", max_workers_per_node=args.workers,
+            label="htex", max_workers_per_node=args.workers, encrypted=args.encrypted,
             provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1))],
         run_dir=run_dir, initialize_logging=False,
     )
@@ -59,7 +60,7 @@ def main() -> None:
             return htex.submit(noop, {}, i)
 
     submit(0).result()
-    report = {"system": f"parsl-htex-{args.via}", "workers": args.workers,
+    report = {"system": f"parsl-htex-{args.via}{'-encrypted' * args.encrypted}", "workers": args.workers,
               "cold_start_s": time.perf_counter() - began}
     try:
         [submit(i).result() for i in range(500)]  # warm-up, as for ours

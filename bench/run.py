@@ -24,6 +24,9 @@ SYSTEMS = {
     "ours": ["ours.py"],
     "parsl-htex": ["parsl_htex.py", "--via", "executor"],
     "parsl-htex-apps": ["parsl_htex.py", "--via", "apps"],
+    # The cost of an encrypted, authenticated manager link, for us and for Parsl.
+    "ours-curve": ["ours.py", "--link", "curve"],
+    "parsl-htex-encrypted": ["parsl_htex.py", "--via", "executor", "--encrypted"],
 }
 
 
@@ -76,10 +79,11 @@ def main() -> None:
 def summarize(results: list[dict]) -> dict:
     summary = {
         "throughput": spread([r["throughput"] for r in results]),
-        "cold_start_s": spread([r["cold_start_s"] for r in results]),
         "latency_p50_ms": spread([r["latency_ms"]["p50"] for r in results]),
         "latency_p99_ms": spread([r["latency_ms"]["p99"] for r in results]),
     }
+    if all("cold_start_s" in r for r in results):
+        summary["cold_start_s"] = spread([r["cold_start_s"] for r in results])
     summary["peak_rss_mib"] = {proc: max(r["peak_rss_mib"].get(proc, 0) for r in results)
                                for proc in results[0]["peak_rss_mib"]}
     return summary
@@ -121,12 +125,25 @@ def markdown(report: dict) -> str:
               "| workers | ours (tasks/s) | Parsl HTEX (tasks/s) |", "|---:|---:|---:|"]
     for workers, value in report["scaling"]["ours"].items():
         lines.append(f"| {workers} | {value:.0f} | {report['scaling']['parsl-htex'][workers]:.0f} |")
+    lines += ["", *encryption_table(s)]
     lines += ["", "| simulated managers (x100 slots) | scheduler policy (us/task) | interchange CPU (us/task) | "
               "interchange throughput (tasks/s) |", "|---:|---:|---:|---:|"]
     for run in report["interchange"]["runs"]:
         lines.append(f"| {run['managers']} | {run['policy_us_per_task']:.1f} | "
                      f"{run['interchange_cpu_us_per_task']:.0f} | {run['throughput']:.0f} |")
     return "\n".join(lines)
+
+
+def encryption_table(s: dict) -> list[str]:
+    """What CurveZMQ on the manager link costs: each system plain and encrypted, from the same run."""
+    lines = ["| manager link | throughput (tasks/s) | p50 (ms) | throughput vs plain |", "|---|---:|---:|---:|"]
+    for plain, encrypted, what in (("ours", "ours-curve", "ours: ipc:// (plain, this host) / TCP + CurveZMQ"),
+                                   ("parsl-htex", "parsl-htex-encrypted", "Parsl HTEX: TCP / TCP + CurveZMQ")):
+        for name, label in ((plain, what.split(": ")[1].split(" / ")[0]), (encrypted, "TCP + CurveZMQ")):
+            ratio = s[name]["throughput"]["median"] / s[plain]["throughput"]["median"]
+            lines.append(f"| {what.split(':')[0]}, {label} | {fmt(s[name]['throughput'])} | "
+                         f"{fmt(s[name]['latency_p50_ms'], 2)} | {ratio:.2f} |")
+    return lines
 
 
 def plot(report: dict, path: Path) -> None:

@@ -2,13 +2,11 @@
 
 How to connect (``connection_parameters``), what a failed connection means
 for the user (``describe_connection_error``), when to try again
-(``Backoff``), the AMQP reply codes we act on (``ReplyCode``), and which
+(``Backoff``, from ``backoff.py``), the AMQP reply codes we act on (``ReplyCode``), and which
 publish a publisher confirm is about (``ConfirmTracker``).
 """
 
-import random
 import ssl
-from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -16,6 +14,11 @@ import pika
 import pika.spec
 from pika.adapters.utils.connection_workflow import AMQPConnectionWorkflowFailed
 from pika.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
+
+from .backoff import Backoff
+
+__all__ = ["Backoff", "ConfirmTracker", "ReplyCode", "connection_parameters", "describe_connection_error",
+           "reply_code", "reply_text"]
 
 T = TypeVar("T")
 
@@ -75,33 +78,6 @@ def describe_connection_error(error: BaseException, params: pika.ConnectionParam
         return ConnectionFailure(True, f"identity {who!r} may not use virtual host {params.virtual_host!r} on "
                                        f"{where}; ask the broker administrator for permissions")
     return ConnectionFailure(False, f"cannot reach the broker at {where}: {text or type(error).__name__}")
-
-
-class Backoff:
-    """Delays between reconnection attempts: doubling from ``first`` up to ``last`` seconds.
-
-    Each delay is drawn between half and all of its step, so that the many
-    clients a broker restart disconnects at once do not all return at once.
-    """
-
-    def __init__(self, first: float = 0.5, last: float = 30.0, rng: Callable[[], float] = random.random):
-        self.first = first
-        self.last = last
-        self._rng = rng
-        self.attempts = 0
-
-    def step(self, attempt: int) -> float:
-        """The upper bound of the delay before attempt number ``attempt`` (0-based)."""
-        return min(self.last, self.first * 2 ** min(attempt, 32))
-
-    def next_delay(self) -> float:
-        step = self.step(self.attempts)
-        self.attempts += 1
-        return step / 2 + self._rng() * step / 2
-
-    def reset(self) -> None:
-        """Connected again: the next loss starts from the shortest delay."""
-        self.attempts = 0
 
 
 class ConfirmTracker(Generic[T]):

@@ -6,7 +6,6 @@ as the packaged systemd units set): config in ``/etc/compute-endpoint/NAME/``
 and state and logs in ``/var/lib/compute-endpoint/NAME/``.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -159,6 +158,8 @@ class EndpointDir:
         preferred = self.state_dir / "run"
         if len(str(preferred / _LONGEST_SOCKET_NAME)) <= _MAX_SOCKET_PATH:
             return preferred
+        import hashlib  # here: loading OpenSSL costs every process 4 MiB, and few ever need this
+
         digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"compute-endpoint-{os.geteuid()}" / digest
 
@@ -171,6 +172,11 @@ class EndpointDir:
     def local_manager_socket(self) -> str:
         """Where the interchange listens for managers on its own host."""
         return f"ipc://{self.socket_dir / 'managers.sock'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        """CurveZMQ keys of the link to managers on other hosts (see ``curve.py``)."""
+        return self.state_dir / "keys"
 
     @property
     def credentials_file(self) -> Path:

@@ -8,7 +8,6 @@ import time
 import pytest
 import zmq
 
-from compute_endpoint.endpoint.components import free_ports
 from compute_endpoint.manager.settings import ManagerSettings
 from compute_endpoint.protocol import (
     Control,
@@ -24,12 +23,12 @@ from compute_endpoint.protocol.codec import encode
 
 
 @pytest.fixture
-def interchange():
+def interchange(tmp_path):
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
-    port = free_ports("127.0.0.1")[0]
-    sock.bind(f"tcp://127.0.0.1:{port}")
-    yield sock, f"tcp://127.0.0.1:{port}"
+    address = f"ipc://{tmp_path}/interchange.sock"
+    sock.bind(address)
+    yield sock, address
     ctx.destroy(linger=0)
 
 

@@ -14,24 +14,9 @@ import pytest
 from compute_endpoint.endpoint.components import free_ports
 
 from ..support.broker import wait_for
-from ..support.netns import NetnsHost
+from ..support.tasks import netns_and_nap
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
-
-
-def netns_and_nap(seconds: float, value):
-    import os
-    import time
-
-    time.sleep(seconds)
-    return os.stat("/proc/self/ns/net").st_ino, value
-
-
-@pytest.fixture
-def remote_host():
-    host = NetnsHost(index=1).create()
-    yield host
-    host.destroy()
 
 
 @pytest.mark.parametrize("outage", [1.0, 6.0], ids=["shorter-than-heartbeat-threshold", "longer"])
@@ -41,6 +26,7 @@ def test_a_partitioned_manager_loses_no_task(endpoint_factory, remote_host, outa
     log = open(tmp_path / "remote-manager.log", "wb")  # noqa: SIM115 - closed in the finally below
     remote = remote_host.popen(
         [sys.executable, "-m", "compute_endpoint.manager", "--interchange", f"tcp://{remote_host.host_ip}:{port}",
+         "--keys-dir", str(ep.dir / "keys"),  # the endpoint's own manager key, as a batch job would use it
          "--workers", "2", "--heartbeat-period", "0.5", "--heartbeat-threshold", "3", "--manager-id", "remote"],
         stdout=log, stderr=subprocess.STDOUT)
     try:

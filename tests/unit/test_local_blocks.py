@@ -26,7 +26,8 @@ engine:
 def blocks(tmp_path):
     config = load_yaml_text(CONFIG, "config.yaml")
     # Nothing listens there: the managers keep trying, which is all these tests need of them.
-    blocks = LocalBlocks(EndpointDir("ep", tmp_path, tmp_path), config, "tcp://127.0.0.1:9", dict(os.environ))
+    blocks = LocalBlocks(EndpointDir("ep", tmp_path, tmp_path), config, f"ipc://{tmp_path}/nobody-home.sock",
+                         dict(os.environ))
     blocks.start()
     yield blocks
     blocks.stop(5)

@@ -1,5 +1,6 @@
 """The `compute-endpoint` command. Each command parses, calls the library, prints."""
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -12,8 +13,9 @@ import typer
 from .. import __version__, control, systemctl
 from ..config import Broker, ConfigError, load_config
 from ..config.model import DEFAULT_BROKER_URL
+from ..curve import ENDPOINT, MANAGER, KeyStore
 from ..errors import EndpointError
-from ..paths import EndpointHome
+from ..paths import EndpointHome, service_ids
 from . import output
 from .serve import serve_app
 
@@ -210,11 +212,87 @@ def check_config(path: Annotated[str, typer.Argument(help="A config.yaml or conf
     output.out.print(f"{path}: valid")
 
 
+keys_app = typer.Typer(help="CurveZMQ keys of the link between the interchange and managers on other hosts.",
+                       no_args_is_help=True)
+KeyArg = Annotated[str, typer.Argument(help="A public key: the 40 Z85 characters `keys manager` prints.")]
+LabelArg = Annotated[str, typer.Argument(help="A name for the key, such as the manager's host name.")]
+
+
+def _key_store(name: str) -> KeyStore:
+    home = _home()
+    ep = home.existing(name)
+    owner = service_ids() if home.system and os.geteuid() == 0 else None  # the service reads them
+    return KeyStore(ep.keys_dir, owner)
+
+
+@keys_app.command("endpoint")
+@command
+def keys_endpoint(
+    name: NameArg = "default",
+    set_key: Annotated[Optional[str], typer.Option(
+        "--set", help="On a manager host: install the endpoint's public key, as `keys endpoint` printed it there.")
+    ] = None,
+) -> None:
+    """Print the endpoint's public key (making its pair if missing); with --set, install it on a manager host."""
+    store = _key_store(name)
+    if set_key is not None:
+        changed = store.set_endpoint_public_key(set_key)
+        output.out.print("installed" if changed else "unchanged")
+        return
+    pair, made = store.ensure_pair(ENDPOINT)
+    if made:
+        output.err.print("made the endpoint's key pair")
+    output.out.print(pair.public)
+
+
+@keys_app.command("manager")
+@command
+def keys_manager(name: NameArg = "default") -> None:
+    """Print this host's manager public key for endpoint NAME, making the pair if missing."""
+    pair, made = _key_store(name).ensure_pair(MANAGER)
+    if made:
+        output.err.print("made this host's manager key pair")
+    output.out.print(pair.public)
+
+
+@keys_app.command("authorize")
+@command
+def keys_authorize(name: NameArg, label: LabelArg, key: KeyArg) -> None:
+    """Let managers holding KEY's secret connect (a running interchange picks it up within a second)."""
+    changed = _key_store(name).authorize(label, key)
+    output.out.print(f"authorized {label}" if changed else "unchanged")
+
+
+@keys_app.command("revoke")
+@command
+def keys_revoke(name: NameArg, label: LabelArg) -> None:
+    """Stop admitting the key called LABEL; managers using it are dropped and their tasks run elsewhere."""
+    changed = _key_store(name).revoke(label)
+    output.out.print(f"revoked {label}" if changed else f"no key called {label!r}; unchanged")
+
+
+@keys_app.command("list")
+@command
+def keys_list(
+    name: NameArg = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The manager keys the endpoint's interchange admits."""
+    authorized = _key_store(name).authorized()
+    if as_json:
+        output.print_json(authorized)
+    elif not authorized:
+        output.out.print(f"No manager keys are authorized for {name}. Managers on this host need none.")
+    else:
+        output.out.print(output.keys_table(authorized))
+
+
 def main() -> None:
     app()
 
 
 app.add_typer(serve_app, name="serve")
+app.add_typer(keys_app, name="keys")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..curve import fingerprint
+
 # markup=False: endpoint names, paths and broker messages are printed literally.
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -56,6 +58,16 @@ def _status_rows(data: dict) -> list[tuple[str, str]]:
         rows.append(("Live status", f"unavailable: {data['live_status_error']}"))
     rows += [("Config", data["config_file"]), ("Logs", data["log_dir"])]
     return rows
+
+
+def keys_table(authorized: dict[str, str]) -> Table:
+    table = Table(box=box.ASCII_DOUBLE_HEAD, header_style="")
+    table.add_column("Label")
+    table.add_column("Public key")
+    table.add_column("Fingerprint")
+    for label, key in authorized.items():
+        table.add_row(label, key, fingerprint(key))
+    return table
 
 
 def print_json(data: object) -> None:

@@ -112,7 +112,7 @@ class LocalComponents:
 
     def _start_interchange(self) -> None:
         settings = InterchangeSettings.from_config(self.config, self.interchange_address, self.ep.local_manager_socket,
-                                                   self.worker_port, parent_pid=os.getpid(),
+                                                   self.worker_port, keys_dir=self.ep.keys_dir, parent_pid=os.getpid(),
                                                    log_file=self.ep.log_file("interchange"))
         self.interchange, self._stderr_offset = spawn(settings.command(), self.ep.stderr_log("interchange"), self.env)
         self._interchange_started = time.monotonic()

@@ -58,6 +58,8 @@ class StatusBuilder:
             "capacity": ix.capacity if ix else 0,
             "tasks_queued_in_interchange": ix.queued if ix else 0,
             "tasks_running": ix.running if ix else 0,
+            "manager_messages_refused": ix.refused_messages if ix else 0,
+            "manager_handshakes_refused": ix.refused_handshakes if ix else 0,
         }
 
     def report(self, snap: DaemonSnapshot, state: EndpointState | None = None) -> StatusReport:

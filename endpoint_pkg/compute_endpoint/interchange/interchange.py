@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import zmq
 
+from ..curve import KeyStore
 from ..protocol import (
     Control,
     ControlAction,
@@ -35,7 +36,8 @@ from ..protocol import (
 )
 from ..readiness import Readiness
 from ..zmq_sockets import bind, make_socket
-from .manager_record import ManagerRecord
+from .manager_auth import ManagerAuth, ManagerKeys
+from .manager_record import ManagerRecord, registration_problem
 from .scheduler import Completion, Lost, Scheduler
 from .settings import InterchangeSettings
 
@@ -58,11 +60,12 @@ class Interchange:
             self.manager_socks.append(make_socket(self.ctx, zmq.ROUTER))
             bind(self.manager_socks[-1], settings.local_managers)
         self.worker_port = 0
+        self.auth: ManagerAuth | None = None
+        self.tcp_sock: zmq.Socket | None = None
         if settings.worker_address:
-            self.manager_socks.append(make_socket(self.ctx, zmq.ROUTER))
-            bind(self.manager_socks[-1], f"tcp://{settings.worker_address}:{settings.worker_port or '*'}")
-            self.worker_port = int(self.manager_socks[-1].getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+            self._listen_for_remote_managers(settings)
         self._links: dict[str, zmq.Socket] = {}  # manager id -> the socket it registered on
+        self.manager_keys = ManagerKeys(self.auth)
         self.scheduler = Scheduler(settings.max_retries)
         self.to_endpoint: deque[list[bytes]] = deque()
         self.running = True
@@ -71,6 +74,24 @@ class Interchange:
         self._next_heartbeat = 0.0
         self._last_status = 0.0
 
+    def _listen_for_remote_managers(self, settings: InterchangeSettings) -> None:
+        """A CURVE server on TCP: only managers whose keys are authorized get through the handshake."""
+        if settings.keys_dir is None:
+            raise ValueError("managers on other hosts need CurveZMQ keys: give the interchange --keys-dir")
+        self.auth = ManagerAuth(self.ctx, KeyStore(settings.keys_dir), settings.keys_dir.parent.name)
+        sock = make_socket(self.ctx, zmq.ROUTER)
+        # A second connection under an identity in use is refused, not handed over: handing over would give
+        # one authorized manager another's tasks. ZMTP heartbeats close a dead manager's connection, so that
+        # its restart on a rebooted host gets its identity back.
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 0)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, int(settings.heartbeat_period * 1000))
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(settings.heartbeat_threshold * 1000))
+        self.auth.secure(sock)
+        bind(sock, f"tcp://{settings.worker_address}:{settings.worker_port or '*'}")
+        self.worker_port = int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        self.tcp_sock = sock
+        self.manager_socks.append(sock)
+
     # --- main loop -----------------------------------------------------------
 
     def run(self) -> None:
@@ -78,9 +99,13 @@ class Interchange:
         poller.register(self.endpoint_sock, zmq.POLLIN)
         for sock in self.manager_socks:
             poller.register(sock, zmq.POLLIN)
+        if self.auth is not None:
+            poller.register(self.auth.zap, zmq.POLLIN)
         log.info("interchange %s serving managers %s", self.incarnation, self.describe_listeners())
         while self.running:
             events = dict(poller.poll(100))
+            if self.auth is not None and self.auth.zap in events:
+                self.auth.handle_requests()
             for sock in self.manager_socks:
                 if sock in events:
                     self._drain(sock, functools.partial(self._on_manager, sock))
@@ -93,28 +118,37 @@ class Interchange:
     def describe_listeners(self) -> str:
         where = ["on this host"] if self.settings.local_managers else []
         if self.worker_port:
-            where.append(f"on {self.settings.worker_address}:{self.worker_port}")
+            where.append(f"on {self.settings.worker_address}:{self.worker_port} (CurveZMQ, authorized keys only)")
         return " and ".join(where) or "nowhere (no manager socket configured)"
 
     def close(self) -> None:
         for sock in [self.endpoint_sock, *self.manager_socks]:
             sock.close()
+        if self.auth is not None:
+            self.auth.close()
         self.ctx.term()
 
-    def _drain(self, sock: zmq.Socket, handler: Callable[[bytes, Message, list[bytes]], None]) -> None:
+    def _drain(self, sock: zmq.Socket, handler: Callable[[bytes, Message, list[bytes], str | None], None]) -> None:
+        """Handle waiting messages, each with the CURVE key its sender was admitted with (None off TCP)."""
+        with_key = sock is self.tcp_sock
         for _ in range(10_000):  # bounded so one busy side cannot starve the other
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                if with_key:  # the first frame carries the connection's metadata
+                    first = sock.recv(zmq.NOBLOCK, copy=False)
+                    frames = [first.bytes, *(sock.recv_multipart() if first.more else [])]
+                    key: str | None = str(first.get("User-Id"))
+                else:
+                    frames, key = sock.recv_multipart(zmq.NOBLOCK), None
             except zmq.Again:
                 return
             try:
-                handler(frames[0], unpack_any(frames[1]), frames[2:])
+                handler(frames[0], unpack_any(frames[1]), frames[2:], key)
             except (ProtocolError, IndexError) as exc:
                 log.error("dropped a malformed message from %r: %s", frames[0], exc)
 
     # --- endpoint side -------------------------------------------------------
 
-    def _on_endpoint(self, identity: bytes, msg: Message, extra: list[bytes]) -> None:
+    def _on_endpoint(self, identity: bytes, msg: Message, extra: list[bytes], _key: str | None) -> None:
         if identity != ENDPOINT_IDENTITY:
             log.warning("ignored a %s from %r on the endpoint socket: only the endpoint daemon may use it",
                         type(msg).__name__, identity)
@@ -152,14 +186,23 @@ class Interchange:
 
     # --- manager side --------------------------------------------------------
 
-    def _on_manager(self, sock: zmq.Socket, identity: bytes, msg: Message, extra: list[bytes]) -> None:
+    def _on_manager(self, sock: zmq.Socket, identity: bytes, msg: Message, extra: list[bytes],
+                    key: str | None) -> None:
         manager_id = identity.decode(errors="replace")
+        if sock is self.tcp_sock and not (self.auth is not None and self.auth.admits(key)):
+            self.manager_keys.refuse(manager_id, f"its key {key} is no longer authorized")
+            return
+        if isinstance(msg, ManagerRegistration):
+            self._register(sock, identity, msg, key)
+            return
         record = self.scheduler.managers.get(manager_id)
+        conflict = self.manager_keys.conflict(manager_id, key) if record is not None else None
+        if conflict:
+            self.manager_keys.refuse(manager_id, f"a {type(msg).__name__}: {conflict}")
+            return
         if record is not None:
             record.last_seen = time.monotonic()
-        if isinstance(msg, ManagerRegistration):
-            self._register(sock, identity, msg)
-        elif isinstance(msg, ResultBatch):
+        if isinstance(msg, ResultBatch):
             self._on_results(sock, identity, extra)
         elif isinstance(msg, Control):
             self._manager_control(manager_id, msg)
@@ -189,9 +232,17 @@ class Interchange:
             self._remove_manager(manager_id, f"the manager ({manager_id}) left")
         self.status_dirty = True
 
-    def _register(self, sock: zmq.Socket, identity: bytes, msg: ManagerRegistration) -> None:
+    def _register(self, sock: zmq.Socket, identity: bytes, msg: ManagerRegistration, key: str | None) -> None:
+        manager_id = identity.decode(errors="replace")
+        problem = registration_problem(msg, manager_id)
+        if problem is None and manager_id in self.scheduler.managers:
+            problem = self.manager_keys.conflict(manager_id, key)
+        if problem is not None:
+            self.manager_keys.refuse(manager_id, f"registration refused: {problem}")
+            return
         self._asked_to_register.pop(identity, None)
         self._links[msg.manager_id] = sock
+        self.manager_keys.bind(msg.manager_id, key)
         record = ManagerRecord(
             manager_id=msg.manager_id, hostname=msg.hostname, pid=msg.pid, workers=msg.workers,
             prefetch=msg.prefetch, container_types=tuple(msg.container_types), version=msg.version,
@@ -205,10 +256,24 @@ class Interchange:
         self.status_dirty = True
 
     def _on_results(self, sock: zmq.Socket, identity: bytes, frames: list[bytes]) -> None:
+        """Take results only for tasks this manager holds.
+
+        An unregistered manager gets no acknowledgement: it registers again,
+        declaring the tasks it holds, and then resends. Results for tasks it
+        does not hold are acknowledged, so that it stops resending, and dropped.
+        """
+        manager_id = identity.decode(errors="replace")
+        record = self.scheduler.managers.get(manager_id)
+        if record is None:
+            self._ask_to_register(sock, identity)
+            return
         forward, acked = [], []
         for data in frames:
             result = Result.peek(data)
             acked.append(result.task_id)
+            if result.task_id not in record.tasks:
+                self.manager_keys.refuse(manager_id, f"a result for task {result.task_id}, which it does not hold")
+                continue
             action = self.scheduler.complete(result.task_id, result.error_kind in _RETRYABLE)
             if action == Completion.RETRY:
                 log.warning("task %s: %s; retrying", result.task_id, result.error_message)
@@ -228,8 +293,15 @@ class Interchange:
         result.error_message = f"{result.error_message}; tried {attempts} time{'s' if attempts > 1 else ''}"
         return result.pack()
 
+    def _revoke(self, revoked: set[str]) -> None:
+        for manager_id in self.manager_keys.using(revoked):
+            log.warning("manager %s: its key was revoked; it gets no more tasks, and what it held runs elsewhere",
+                        manager_id)
+            self._remove_manager(manager_id, f"the key of the manager running it ({manager_id}) was revoked")
+
     def _remove_manager(self, manager_id: str, reason: str) -> None:
         self._links.pop(manager_id, None)
+        self.manager_keys.forget(manager_id)
         self._fail_lost(self.scheduler.remove_manager(manager_id, reason))
 
     def _send_manager(self, manager_id: str, *frames: bytes) -> bool:
@@ -263,6 +335,8 @@ class Interchange:
         now = time.monotonic()
         if self.readiness is not None:
             self.readiness.tick()
+        if self.auth is not None:
+            self._revoke(self.auth.reload_if_changed(now))
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period
             self._broadcast(Heartbeat(sender="interchange", incarnation=self.incarnation).pack())
@@ -302,6 +376,7 @@ class Interchange:
             capacity=sum(r.capacity for r in managers),
             free_slots=sum(r.free_slots for r in managers),
             queued=self.scheduler.queued(), running=self.scheduler.running(),
+            refused_messages=self.manager_keys.refused, refused_handshakes=self.auth.refused if self.auth else 0,
             managers=[r.summary() for r in managers],
         )
         try:  # not buffered: a status is only worth sending while current

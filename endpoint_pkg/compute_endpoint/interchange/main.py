@@ -67,7 +67,8 @@ def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
                                            "worker_port": interchange.worker_port})
 
     def settings(worker_port: int) -> InterchangeSettings:
-        return InterchangeSettings.from_config(config, ep.interchange_socket, ep.local_manager_socket, worker_port)
+        return InterchangeSettings.from_config(config, ep.interchange_socket, ep.local_manager_socket, worker_port,
+                                               keys_dir=ep.keys_dir)
 
     code = run(settings(port), record)
     if code and port and not config.engine.worker_port:

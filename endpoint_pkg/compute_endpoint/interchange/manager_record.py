@@ -2,6 +2,10 @@
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..protocol import ManagerRegistration
 
 
 @dataclass
@@ -47,3 +51,22 @@ class ManagerRecord:
             "last_seen_seconds_ago": round(time.monotonic() - self.last_seen, 1),
             "draining": self.draining,
         }
+
+
+_MAX_WORKERS = 65_536
+_MAX_TEXT = 255
+
+
+def registration_problem(msg: "ManagerRegistration", sender: str) -> str | None:
+    """Why a registration cannot be taken as it is, or None. Field types were checked when it was unpacked."""
+    if msg.manager_id != sender:
+        return f"it names manager {msg.manager_id[:100]!r} but comes from {sender[:100]!r}"
+    if not 0 < len(msg.manager_id) <= _MAX_TEXT or not msg.manager_id.isprintable():
+        return "its manager id must be 1 to 255 printable characters"
+    if len(msg.hostname) > _MAX_TEXT or not msg.hostname.isprintable():
+        return "its host name must be at most 255 printable characters"
+    if not 1 <= msg.workers <= _MAX_WORKERS or not 0 <= msg.prefetch <= _MAX_WORKERS:
+        return f"workers must be 1 to {_MAX_WORKERS} and prefetch 0 to {_MAX_WORKERS}"
+    if msg.pid < 0 or msg.last_batch < 0:
+        return "pid and last_batch must not be negative"
+    return None

@@ -20,6 +20,7 @@ class InterchangeSettings(CommandLine):
     local_managers: str = option("", help="socket for managers on this host: ipc://PATH in a private directory")
     worker_address: str = option("", help="TCP address to listen on for managers on other hosts (empty: none)")
     worker_port: int = option(0, help="TCP port for managers on other hosts (0: any free port)")
+    keys_dir: Path | None = option(None, help="CurveZMQ keys for the TCP port: the endpoint's keys directory")
     heartbeat_period: float = option(5.0, help="seconds between heartbeats to managers")
     heartbeat_threshold: float = option(20.0, help="seconds of silence before a manager is declared lost")
     max_retries: int = option(1, help="re-runs of a task whose worker or manager died")
@@ -30,12 +31,13 @@ class InterchangeSettings(CommandLine):
 
     @classmethod
     def from_config(cls, config: "Config", endpoint_address: str, local_managers: str, worker_port: int, *,
-                    parent_pid: int = 0, log_file: Path | None = None) -> "InterchangeSettings":
+                    keys_dir: Path | None = None, parent_pid: int = 0,
+                    log_file: Path | None = None) -> "InterchangeSettings":
         """Managers on other hosts get a TCP port only when ``engine.address`` is one they can reach."""
         engine = config.engine
         remote = "" if is_loopback(engine.address) else engine.address
         return cls(endpoint_address=endpoint_address, local_managers=local_managers, worker_address=remote,
-                   worker_port=worker_port if remote else 0,
+                   worker_port=worker_port if remote else 0, keys_dir=keys_dir if remote else None,
                    heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
                    max_retries=engine.max_retries_on_system_failure, parent_pid=parent_pid, log_file=log_file,
                    log_level=config.log_level)

@@ -34,7 +34,12 @@ def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> 
     log_file = settings.log_file
     # (lives as long as we do)
     worker_output = open(create_private(log_file), "ab", buffering=0) if log_file else None  # noqa: SIM115
-    manager = Manager(settings, worker_env or dict(os.environ), worker_output, Readiness())
+    try:
+        manager = Manager(settings, worker_env or dict(os.environ), worker_output, Readiness())
+    except EndpointError as exc:
+        log.error("%s", exc)
+        print(f"manager: {exc}", file=sys.stderr)
+        return 2
     install_signal_handlers(manager)
     try:
         manager.run()
@@ -53,15 +58,17 @@ def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
     connects over TCP to ``engine.address:engine.worker_port``.
     """
     engine = config.engine
+    keys_dir = None
     if ep.interchange_record.exists():
         interchange = ep.local_manager_socket
     elif engine.worker_port and not is_loopback(engine.address):
-        interchange = f"tcp://{engine.address}:{engine.worker_port}"
+        interchange, keys_dir = f"tcp://{engine.address}:{engine.worker_port}", ep.keys_dir
     else:
         raise EndpointError(f"no interchange for endpoint {ep.name!r} on this host: start compute-interchange@"
                             f"{ep.name} here, or, for a manager on another host, set engine.address and "
                             "engine.worker_port in its config to the endpoint host's")
-    settings = ManagerSettings.from_config(config, interchange, f"{socket.gethostname()}.{ep.name}")
+    settings = ManagerSettings.from_config(config, interchange, f"{socket.gethostname()}.{ep.name}",
+                                           keys_dir=keys_dir)
     return run(settings, {**os.environ, **config.engine.worker_environment()})
 
 

@@ -18,11 +18,14 @@ import socket
 import time
 import uuid
 from collections import deque
+from pathlib import Path
 from typing import BinaryIO
 
 import zmq
 
 from .. import __version__
+from ..curve import MANAGER, KeyStore, fingerprint
+from ..errors import EndpointError
 from ..protocol import (
     Control,
     ControlAction,
@@ -38,6 +41,7 @@ from ..protocol import (
 )
 from ..readiness import Readiness
 from ..zmq_sockets import make_socket
+from .link_watch import LinkWatch
 from .settings import ManagerSettings
 from .worker_pool import WorkerPool
 
@@ -54,6 +58,13 @@ class Manager:
         self.id = settings.manager_id
         self.ctx = zmq.Context()
         self.sock = make_socket(self.ctx, zmq.DEALER, self.id.encode())
+        # Sends never block: with no connection at all (after a refused handshake) they fail at once, and
+        # what they carried comes again (heartbeats, registration) or waits for its acknowledgement (results).
+        self.sock.setsockopt(zmq.SNDTIMEO, 0)
+        self.link_watch: LinkWatch | None = None
+        if settings.interchange.startswith("tcp://"):
+            public_key = secure_client(self.sock, settings.keys_dir)
+            self.link_watch = LinkWatch(self.sock, settings.interchange, public_key)
         self.pool = WorkerPool(settings.workers, self.id, settings.max_result_bytes, worker_env, worker_output,
                                settings.plain_arguments)
         self.pending: deque[tuple[str, bytes, float | None]] = deque()
@@ -78,6 +89,8 @@ class Manager:
         self.register()
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
+        if self.link_watch is not None:
+            poller.register(self.link_watch.monitor, zmq.POLLIN)
         watched: set[int] = set()
         generation = -1
         log.info("manager %s connected to %s with %d workers", self.id, self.settings.interchange,
@@ -90,6 +103,8 @@ class Manager:
             events = dict(poller.poll(200))
             if self.sock in events:
                 self._drain_interchange()
+            if self.link_watch is not None and self.link_watch.monitor in events:
+                self.link_watch.on_events()
             results = []
             for fd in [fd for fd in events if isinstance(fd, int)]:
                 results.extend(self.pool.on_readable(fd))
@@ -101,7 +116,7 @@ class Manager:
                 self._start_draining()
             if self.draining and not self.known:
                 log.info("drained; exiting")
-                self.sock.send(Control(action=ControlAction.BYE).pack())
+                self._send(Control(action=ControlAction.BYE).pack())
                 self.running = False
         self.shutdown()
 
@@ -109,10 +124,12 @@ class Manager:
         """Take no more tasks, finish the ones held, then leave (stop or SIGTERM)."""
         log.info("draining: finishing %d tasks, accepting no more", len(self.known))
         self.draining = True
-        self.sock.send(Control(action=ControlAction.DRAINING).pack())
+        self._send(Control(action=ControlAction.DRAINING).pack())
 
     def shutdown(self) -> None:
         self.pool.stop()
+        if self.link_watch is not None:
+            self.link_watch.close()
         self.sock.close(linger=500)  # let a last "bye" or result reach the interchange
         self.ctx.term()
 
@@ -135,7 +152,7 @@ class Manager:
             workers=self.settings.workers, prefetch=self.settings.prefetch,
             known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
         )
-        self.sock.send(msg.pack())
+        self._send(msg.pack())
         self._resend_unacked(force=True)
 
     def _drain_interchange(self) -> None:
@@ -195,7 +212,7 @@ class Manager:
         for task_id, packed in results:
             self.unacked[task_id] = (packed, now)
             frames.append(packed)
-        self.sock.send_multipart(frames)
+        self._send(*frames)
 
     def _resend_unacked(self, force: bool = False) -> None:
         cutoff = time.monotonic() - self.settings.heartbeat_period
@@ -205,7 +222,13 @@ class Manager:
         now = time.monotonic()
         for tid, data in stale:
             self.unacked[tid] = (data, now)
-        self.sock.send_multipart([ResultBatch(sender=self.id).pack()] + [data for _, data in stale])
+        self._send(ResultBatch(sender=self.id).pack(), *[data for _, data in stale])
+
+    def _send(self, *frames: bytes) -> None:
+        try:
+            self.sock.send_multipart(list(frames))
+        except zmq.Again:
+            log.debug("not connected to the interchange; dropped a %d-frame message that comes again", len(frames))
 
     # --- workers and timers --------------------------------------------------
 
@@ -225,11 +248,13 @@ class Manager:
         self._next_tick = now + TICK
         if self.readiness is not None:
             self.readiness.tick()
+        if self.link_watch is not None and self.link_watch.reconnect_due(now):
+            self.register()
         self.pool.check_walltimes()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period
-            self.sock.send(Heartbeat(sender=self.id, known_tasks=sorted(self.known), last_batch=self.last_batch,
-                                     idle_workers=len(self.pool.idle())).pack())
+            self._send(Heartbeat(sender=self.id, known_tasks=sorted(self.known), last_batch=self.last_batch,
+                                 idle_workers=len(self.pool.idle())).pack())
             self._resend_unacked()
         silent = now - self.last_contact
         if silent > self.settings.heartbeat_threshold and not self.contact_lost_logged:
@@ -248,3 +273,23 @@ def install_signal_handlers(manager: Manager) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def secure_client(sock: zmq.Socket, keys_dir: Path | None) -> str:
+    """Over TCP the interchange admits only CurveZMQ keys it has authorized, and proves it holds its own."""
+    if keys_dir is None:
+        raise EndpointError("a manager reaches an interchange over TCP only with CurveZMQ keys: give --keys-dir "
+                            "(the endpoint's keys directory, or this host's copy made by `compute-endpoint keys`)")
+    store = KeyStore(keys_dir)
+    pair, server = store.pair(MANAGER), store.endpoint_public_key()
+    if pair is None:
+        raise EndpointError(f"no manager key pair in {keys_dir}: run `compute-endpoint keys manager NAME` on this "
+                            "host, then authorize the key it prints on the endpoint's host")
+    if server is None:
+        raise EndpointError(f"no endpoint public key in {keys_dir}: on the endpoint's host run `compute-endpoint "
+                            "keys endpoint NAME`, then here `compute-endpoint keys endpoint NAME --set KEY`")
+    sock.curve_secretkey = pair.secret.encode()
+    sock.curve_publickey = pair.public.encode()
+    sock.curve_serverkey = server.encode()
+    log.info("using CurveZMQ: this manager's key is %s (fingerprint %s)", pair.public, fingerprint(pair.public))
+    return pair.public

@@ -25,6 +25,9 @@ class ManagerSettings(CommandLine):
 
     interchange: str = option(help="the interchange's address for managers, e.g. tcp://10.0.0.1:54000")
     workers: int = option(help="worker processes to run")
+    keys_dir: Path | None = option(None, help="CurveZMQ keys for a tcp:// interchange: a directory holding this "
+                                              "manager's pair (manager.key, manager.key_secret) and the "
+                                              "interchange's public key (endpoint.key)")
     manager_id: str = option("", help="stable identity across restarts (default: HOST-PID-RANDOM)")
     prefetch: int = option(0, help="tasks to queue beyond the workers")
     heartbeat_period: float = option(5.0, help="seconds between heartbeats to the interchange")
@@ -41,10 +44,11 @@ class ManagerSettings(CommandLine):
             self.manager_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
     @classmethod
-    def from_config(cls, config: "Config", interchange: str, manager_id: str, *, parent_pid: int = 0,
-                    log_file: Path | None = None) -> "ManagerSettings":
+    def from_config(cls, config: "Config", interchange: str, manager_id: str, *, keys_dir: Path | None = None,
+                    parent_pid: int = 0, log_file: Path | None = None) -> "ManagerSettings":
         engine = config.engine
-        return cls(interchange=interchange, workers=engine.max_workers_per_node, manager_id=manager_id,
+        return cls(interchange=interchange, keys_dir=keys_dir, workers=engine.max_workers_per_node,
+                   manager_id=manager_id,
                    prefetch=engine.prefetch_capacity or 0, heartbeat_period=engine.heartbeat_period,
                    heartbeat_threshold=engine.heartbeat_threshold, walltime=engine.task_walltime,
                    max_result_bytes=config.max_payload_bytes,

@@ -351,6 +351,8 @@ class InterchangeStatus(Message):
     free_slots: int
     queued: int
     running: int
+    refused_messages: int = 0  # dropped: from managers that may not send them (see interchange/manager_auth.py)
+    refused_handshakes: int = 0  # managers on other hosts whose keys are not authorized
     payload: bytes = b""
 
     @classmethod
