@@ -166,12 +166,12 @@ class EndpointDir:
     @property
     def interchange_socket(self) -> str:
         """Where the interchange listens for its endpoint daemon."""
-        return f"ipc://{self.socket_dir / 'endpoint.sock'}"
+        return f"ipc://{self.socket_dir / 'daemon.sock'}"
 
     @property
     def local_manager_socket(self) -> str:
         """Where the interchange listens for managers on its own host."""
-        return f"ipc://{self.socket_dir / 'managers.sock'}"
+        return f"ipc://{self.socket_dir / 'manager.sock'}"
 
     @property
     def keys_dir(self) -> Path:
@@ -205,7 +205,9 @@ class EndpointDir:
         write_json(self.info_file, info)
 
 
-_LONGEST_SOCKET_NAME = "managers.sock"
+# Short enough that a system-wide endpoint with the longest name fits:
+# /var/lib/compute-endpoint/<64 characters>/run/manager.sock is 107 bytes.
+_LONGEST_SOCKET_NAME = "manager.sock"
 _MAX_SOCKET_PATH = 107
 
 

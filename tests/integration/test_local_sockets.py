@@ -67,8 +67,8 @@ def test_another_local_user_reaches_neither_the_daemon_socket_nor_the_manager_so
 
 
 def test_an_endpoint_too_deep_for_a_socket_path_keeps_its_sockets_in_a_private_temporary_directory(
-        exposed_endpoint_factory):
-    ep = exposed_endpoint_factory(name="n" * 64)
+        endpoint_factory):
+    ep = endpoint_factory(name="n" * 64)  # under pytest's temporary directory: well past 107 bytes
     deep = socket_dir(ep)
     assert str(deep).startswith("/tmp/compute-endpoint-0/")
     assert (deep.stat().st_mode & 0o777) == 0o700 and (deep.parent.stat().st_mode & 0o777) == 0o700

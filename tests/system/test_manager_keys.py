@@ -147,9 +147,10 @@ class RawManager:
         self.sock.connect(ep.address)
         self.manager_id = manager_id
 
-    def register(self, timeout: float = 5.0) -> bool:
+    def register(self, timeout: float = 5.0, plain_arguments: bool = False) -> bool:
         """True once the interchange answers the registration (with its heartbeat)."""
-        self.sock.send(ManagerRegistration(manager_id=self.manager_id, hostname="raw", pid=1, workers=1).pack())
+        self.sock.send(ManagerRegistration(manager_id=self.manager_id, hostname="raw", pid=1, workers=1,
+                                           plain_arguments=plain_arguments).pack())
         deadline = time.monotonic() + timeout
         while self.sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
             if isinstance(unpack_any(self.sock.recv_multipart()[0]), Heartbeat):
@@ -197,3 +198,20 @@ def test_a_result_from_a_manager_that_was_not_given_the_task_is_dropped(served, 
         wait_for(lambda: ep.status()["manager_messages_refused"] >= 1, what="the refusal to be counted")
     finally:
         rogue.close()
+
+
+def test_with_allowed_functions_a_manager_that_would_unpickle_arguments_in_full_is_refused(
+        endpoint_factory, remote_host, tmp_path):
+    port = free_ports(remote_host.host_ip)[0]
+    ep = endpoint_factory(config={"allowed_functions": ["0" * 32],
+                                  "engine": {"address": remote_host.host_ip, "worker_port": port}})
+    ep.address = f"tcp://{remote_host.host_ip}:{port}"
+    careless = RawManager(ep, tmp_path / "careless-keys", "careless", "careless-node")
+    careful = RawManager(ep, tmp_path / "careful-keys", "careful", "careful-node")
+    try:
+        assert not careless.register()
+        assert "would load task arguments in full" in interchange_log(ep)
+        assert careful.register(plain_arguments=True)
+    finally:
+        careless.close()
+        careful.close()

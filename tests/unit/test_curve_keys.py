@@ -68,3 +68,10 @@ def test_a_registration_out_of_bounds_is_refused_with_the_reason(fields, sender,
     msg = ManagerRegistration(**{"manager_id": "a", "hostname": "h", "pid": 1, "workers": 2, **fields})
     assert problem in registration_problem(msg, sender)
     assert registration_problem(ManagerRegistration(manager_id="a", hostname="h", pid=1, workers=2), "a") is None
+
+
+def test_with_allowed_functions_only_managers_loading_plain_arguments_register():
+    careless = ManagerRegistration(manager_id="a", hostname="h", pid=1, workers=2)
+    assert "would load task arguments in full" in registration_problem(careless, "a", plain_arguments=True)
+    careful = ManagerRegistration(manager_id="a", hostname="h", pid=1, workers=2, plain_arguments=True)
+    assert registration_problem(careful, "a", plain_arguments=True) is None

@@ -30,7 +30,7 @@ engine:
     ManagerSettings.from_config(CONFIG, "tcp://10.1.2.3:54000", "node7.ep.block-2", parent_pid=42,
                                 log_file=Path("/var/log/m.log")),
     ManagerSettings(interchange="tcp://h:1", workers=1, manager_id="m"),
-    InterchangeSettings.from_config(CONFIG, "ipc:///run/ep/endpoint.sock", "ipc:///run/ep/managers.sock", 54000,
+    InterchangeSettings.from_config(CONFIG, "ipc:///run/ep/daemon.sock", "ipc:///run/ep/manager.sock", 54000,
                                     parent_pid=7),
     WorkerSettings(fd=5, parent_pid=9, max_result_bytes=100, manager_id="m"),
     DaemonSettings("demo", ready_fd=4, identity_stdin=True),
@@ -85,3 +85,10 @@ def test_a_bad_command_line_names_the_flag():
     done = subprocess.run([sys.executable, "-m", "compute_endpoint.manager", "--interchange", "tcp://h:1",
                            "--workers", "many"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--workers: invalid int value: 'many'" in done.stderr
+
+
+def test_a_system_endpoint_with_the_longest_name_keeps_its_sockets_in_its_state_directory():
+    from compute_endpoint.paths import EndpointHome
+
+    ep = EndpointHome(Path("/etc/compute-endpoint"), Path("/var/lib/compute-endpoint"), system=True).endpoint("n" * 64)
+    assert ep.socket_dir == ep.state_dir / "run", "each unit has its own /tmp: the sockets must not go there"

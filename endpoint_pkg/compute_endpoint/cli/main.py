@@ -239,6 +239,10 @@ def keys_endpoint(
         changed = store.set_endpoint_public_key(set_key)
         output.out.print("installed" if changed else "unchanged")
         return
+    installed = store.endpoint_public_key()
+    if installed and store.pair(ENDPOINT) is None:  # a manager host: the key installed with --set
+        output.out.print(installed)
+        return
     pair, made = store.ensure_pair(ENDPOINT)
     if made:
         output.err.print("made the endpoint's key pair")

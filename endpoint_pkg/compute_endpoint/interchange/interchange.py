@@ -133,10 +133,10 @@ class Interchange:
         with_key = sock is self.tcp_sock
         for _ in range(10_000):  # bounded so one busy side cannot starve the other
             try:
-                if with_key:  # the first frame carries the connection's metadata
-                    first = sock.recv(zmq.NOBLOCK, copy=False)
-                    frames = [first.bytes, *(sock.recv_multipart() if first.more else [])]
-                    key: str | None = str(first.get("User-Id"))
+                if with_key:  # a data frame carries its connection's metadata (the ROUTER's own frame may not)
+                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    frames = [part.bytes for part in parts]
+                    key: str | None = str(parts[1].get("User-Id")) if len(parts) > 1 else None
                 else:
                     frames, key = sock.recv_multipart(zmq.NOBLOCK), None
             except zmq.Again:
@@ -234,7 +234,7 @@ class Interchange:
 
     def _register(self, sock: zmq.Socket, identity: bytes, msg: ManagerRegistration, key: str | None) -> None:
         manager_id = identity.decode(errors="replace")
-        problem = registration_problem(msg, manager_id)
+        problem = registration_problem(msg, manager_id, self.settings.plain_arguments)
         if problem is None and manager_id in self.scheduler.managers:
             problem = self.manager_keys.conflict(manager_id, key)
         if problem is not None:

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # where libzmq looks for the handler (RFC 27)
 DOMAIN = b"compute-endpoint"
 _RELOAD_CHECK_SECONDS = 1.0
+_RELOAD_ANYWAY_SECONDS = 30.0  # in case a change kept the directory's timestamp
 _REFUSAL_LOG_SECONDS = 60.0
 
 
@@ -36,8 +37,9 @@ class ManagerAuth:
         self.labels: dict[str, str] = {}  # authorized public key -> its label
         self.refused = 0
         self._stamp: int | None = None
+        self._reloaded_at = 0.0
         self._next_check = 0.0
-        self._refusals_logged: dict[str, float] = {}
+        self._refusal_logged = -1e9
         self.reload()
 
     def secure(self, sock: zmq.Socket) -> str:
@@ -69,11 +71,12 @@ class ManagerAuth:
     def reload(self) -> set[str]:
         """Read the authorized keys again; returns the keys no longer admitted."""
         before = set(self.labels)
+        self._stamp = self._directory_stamp()  # first: a change while we read is seen next time
+        self._reloaded_at = time.monotonic()
         self.labels = {key: label for label, key in self.store.authorized().items()}
         own = self.store.pair(MANAGER)
         if own is not None:  # the endpoint's own managers (batch jobs) use the pair in its directory
             self.labels[own.public] = "this endpoint's own manager key"
-        self._stamp = self._directory_stamp()
         revoked = before - set(self.labels)
         added = set(self.labels) - before
         if before and (revoked or added):
@@ -84,7 +87,9 @@ class ManagerAuth:
         if now < self._next_check:
             return set()
         self._next_check = now + _RELOAD_CHECK_SECONDS
-        return self.reload() if self._directory_stamp() != self._stamp else set()
+        if self._directory_stamp() != self._stamp or now - self._reloaded_at > _RELOAD_ANYWAY_SECONDS:
+            return self.reload()
+        return set()
 
     def _directory_stamp(self) -> int | None:
         try:
@@ -117,9 +122,9 @@ class ManagerAuth:
 
     def _log_refusal(self, key: str, address: str) -> None:
         now = time.monotonic()
-        if now - self._refusals_logged.get(key, -1e9) < _REFUSAL_LOG_SECONDS:
-            return  # one line a minute per key, however often it knocks
-        self._refusals_logged[key] = now
+        if now - self._refusal_logged < _REFUSAL_LOG_SECONDS:
+            return  # one line a minute, however often and with however many keys it is knocked on
+        self._refusal_logged = now
         log.warning("refused a manager from %s: its key %s (fingerprint %s) is not authorized; to admit it, run "
                     "`compute-endpoint keys authorize %s LABEL '%s'`", address, key, fingerprint(key),
                     self.endpoint_name, key)
@@ -159,9 +164,12 @@ class ManagerKeys:
         return self.auth.label(key) if self.auth is not None else f"key {fingerprint(key)}"
 
     def refuse(self, manager_id: str, what: str) -> None:
-        """Count a dropped message; log one line a minute per manager, however much it sends."""
+        """Count a dropped message; log one line a minute per registered manager id, however much it sends."""
         self.refused += 1
         now = time.monotonic()
         if now - self._logged.get(manager_id, -1e9) >= _REFUSAL_LOG_SECONDS:
+            if len(self._logged) > 1000:  # ids come from peers: keep the table bounded
+                self._logged.clear()
             self._logged[manager_id] = now
-            log.warning("dropped a message from manager %r: %s", manager_id[:100], what)
+            log.warning("dropped a message from manager %r: %s (%d dropped so far)", manager_id[:100], what,
+                        self.refused)

@@ -57,8 +57,15 @@ _MAX_WORKERS = 65_536
 _MAX_TEXT = 255
 
 
-def registration_problem(msg: "ManagerRegistration", sender: str) -> str | None:
-    """Why a registration cannot be taken as it is, or None. Field types were checked when it was unpacked."""
+def registration_problem(msg: "ManagerRegistration", sender: str, plain_arguments: bool = False) -> str | None:
+    """Why a registration cannot be taken as it is, or None. Field types were checked when it was unpacked.
+
+    ``plain_arguments``: the endpoint has ``allowed_functions``, so a manager whose
+    workers would unpickle arguments in full could run code hidden in them.
+    """
+    if plain_arguments and not msg.plain_arguments:
+        return ("this endpoint has allowed_functions, but this manager's workers would load task arguments in full: "
+                "give the manager's config the same allowed_functions")
     if msg.manager_id != sender:
         return f"it names manager {msg.manager_id[:100]!r} but comes from {sender[:100]!r}"
     if not 0 < len(msg.manager_id) <= _MAX_TEXT or not msg.manager_id.isprintable():

@@ -24,6 +24,8 @@ class InterchangeSettings(CommandLine):
     heartbeat_period: float = option(5.0, help="seconds between heartbeats to managers")
     heartbeat_threshold: float = option(20.0, help="seconds of silence before a manager is declared lost")
     max_retries: int = option(1, help="re-runs of a task whose worker or manager died")
+    plain_arguments: bool = option(False, help="admit only managers whose workers load arguments as plain data "
+                                               "(the endpoint has allowed_functions)")
     parent_pid: int = option(0, help="exit when this process dies")
     status_interval: float = option(1.0, help="seconds between status reports to the endpoint")
     log_file: Path | None = option(None, help="log to this file (default: stderr)")
@@ -39,5 +41,6 @@ class InterchangeSettings(CommandLine):
         return cls(endpoint_address=endpoint_address, local_managers=local_managers, worker_address=remote,
                    worker_port=worker_port if remote else 0, keys_dir=keys_dir if remote else None,
                    heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
-                   max_retries=engine.max_retries_on_system_failure, parent_pid=parent_pid, log_file=log_file,
+                   max_retries=engine.max_retries_on_system_failure,
+                   plain_arguments=config.allowed_functions is not None, parent_pid=parent_pid, log_file=log_file,
                    log_level=config.log_level)

@@ -151,6 +151,7 @@ class Manager:
             manager_id=self.id, hostname=socket.gethostname(), pid=os.getpid(), incarnation=self.incarnation,
             workers=self.settings.workers, prefetch=self.settings.prefetch,
             known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
+            plain_arguments=self.settings.plain_arguments,
         )
         self._send(msg.pack())
         self._resend_unacked(force=True)

@@ -282,6 +282,7 @@ class ManagerRegistration(Message):
     known_tasks: list[str] = field(default_factory=list)
     last_batch: int = 0
     version: str = ""
+    plain_arguments: bool = False  # its workers load task arguments as plain data only (allowed_functions)
 
 
 @dataclass(slots=True)

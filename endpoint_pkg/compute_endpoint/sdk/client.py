@@ -84,7 +84,11 @@ class Client:
             return {"endpoint_id": str(endpoint_id), "status": "unknown",
                     "detail": f"the last status report was sent by {props.user_id!r}, not by the endpoint's "
                               f"owner {names.owner!r}; it was ignored"}
-        report = StatusReport.unpack(body)
+        try:
+            report = StatusReport.unpack(body)
+        except ProtocolError as exc:
+            return {"endpoint_id": str(endpoint_id), "status": "unknown",
+                    "detail": f"the last message in the status queue is not a status report ({exc}); ignored"}
         age = time.time() - report.sent_at
         threshold = report.detail.get("heartbeat_threshold", 4 * report.heartbeat_period)
         if report.state == EndpointState.OFFLINE:
