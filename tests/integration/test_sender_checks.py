@@ -123,7 +123,11 @@ def grantee_executor(ep, grantee: Identity) -> Executor:
 
 @pytest.fixture
 def grant():
-    """An owner and a grantee with ``submit_to: [owner]``, as the broker role sets them up."""
+    """An owner and a grantee with ``submit_to: [owner]``, as the broker role sets them up.
+
+    Ask for it before ``endpoint_factory``: its clean-up must come after the endpoint stopped,
+    or the running endpoint declares the queues it deleted again.
+    """
     owner = f"olive-{secrets.token_hex(3)}"
     grantee = f"gus-{secrets.token_hex(3)}"
     made = (Identity(owner, create_identity(owner, submitters=[grantee])),
@@ -134,7 +138,7 @@ def grant():
         delete_identity(identity.client_id)
 
 
-def test_a_grantee_listed_in_allowed_submitters_may_submit_but_not_command(endpoint_factory, grant):
+def test_a_grantee_listed_in_allowed_submitters_may_submit_but_not_command(grant, endpoint_factory):
     owner, grantee = grant
     ep = endpoint_factory(identity=owner, config={"allowed_submitters": [grantee.client_id]})
     with grantee_executor(ep, grantee) as ex:
@@ -146,7 +150,7 @@ def test_a_grantee_listed_in_allowed_submitters_may_submit_but_not_command(endpo
     assert ep.state() == "Running"
 
 
-def test_a_grantee_the_owner_has_not_listed_is_refused_by_the_endpoint(endpoint_factory, grant):
+def test_a_grantee_the_owner_has_not_listed_is_refused_by_the_endpoint(grant, endpoint_factory):
     owner, grantee = grant
     ep = endpoint_factory(identity=owner)
     ex = grantee_executor(ep, grantee)
