@@ -28,7 +28,7 @@ from .endpoint.components import kill_leftovers
 from .endpoint.lock import lock_is_held
 from .endpoint.main import DaemonSettings
 from .errors import EndpointError
-from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with_service, write_private_text
+from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with_service, write_private
 from .procs import spawn, terminate
 from .protocol import CommandAction
 from .sdk.client import Client
@@ -79,7 +79,7 @@ def configure(home: EndpointHome, name: str, broker_url: str | None) -> Endpoint
     ep.make_private()  # system-wide, share_with_service opens up what the service needs, below
     workers = max(1, min(os.cpu_count() or 1, 4))
     config_file = ep.config_dir / "config.yaml"
-    write_private_text(config_file, render_default_config(name, broker_url, workers, home.system))
+    write_private(config_file, render_default_config(name, broker_url, workers, home.system))
     if not ep.info_file.exists():
         ep.write_info({"name": name, "endpoint_id": None})
     if home.system:  # root configures; the service user reads the config and owns the state

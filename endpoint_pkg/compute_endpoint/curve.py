@@ -13,8 +13,6 @@ An endpoint's keys live in ``<state dir>/keys/`` (0700), one Z85 key per file:
 Secret files are 0600; nothing secret ever travels on a command line.
 """
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +20,8 @@ import zmq
 from zmq.utils import z85
 
 from .errors import EndpointError
+from .paths import NAME_PATTERN, share_with_service, write_private
 
-LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENDPOINT = "endpoint"
 MANAGER = "manager"
 
@@ -55,11 +53,11 @@ def fingerprint(public_key: str) -> str:
 
 
 class KeyStore:
-    """One endpoint's keys directory. ``owner`` (uid, gid): who must own what is written (the service user)."""
+    """One endpoint's keys directory. ``system``: a system-wide endpoint, whose service user must own the keys."""
 
-    def __init__(self, directory: Path, owner: tuple[int, int] | None = None):
+    def __init__(self, directory: Path, system: bool = False):
         self.directory = directory
-        self.owner = owner
+        self.system = system
 
     @property
     def authorized_dir(self) -> Path:
@@ -110,7 +108,7 @@ class KeyStore:
 
     def authorize(self, label: str, key: str) -> bool:
         """Admit ``key`` under ``label``; True when something changed."""
-        if not LABEL_PATTERN.match(label):
+        if not NAME_PATTERN.match(label):
             raise EndpointError(f"invalid label {label!r}: use up to 64 letters, digits, '.', '_' or '-' "
                                 "(a host name, say)")
         key = check_public_key(key)
@@ -121,7 +119,7 @@ class KeyStore:
 
     def revoke(self, label: str) -> bool:
         path = self.authorized_dir / f"{label}.key"
-        if not LABEL_PATTERN.match(label) or not path.exists():
+        if not NAME_PATTERN.match(label) or not path.exists():
             return False
         path.unlink()
         return True
@@ -136,17 +134,13 @@ class KeyStore:
 
     def _write(self, relative: str, text: str) -> None:
         path = self.directory / relative
-        for directory in (self.directory, path.parent):
+        for directory in dict.fromkeys((self.directory, path.parent)):  # (once when they are the same)
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._own(directory, 0o700)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text + "\n")
-        self._own(tmp, 0o600)
-        os.replace(tmp, path)
+            directory.chmod(0o700)
+            self._share(directory, 0o700)
+        write_private(path, text + "\n")
+        self._share(path, 0o600)
 
-    def _own(self, path: Path, mode: int) -> None:
-        os.chmod(path, mode)
-        if self.owner is not None:
-            os.chown(path, *self.owner)
+    def _share(self, path: Path, mode: int) -> None:
+        if self.system:  # written by root (the CLI), read by the interchange and managers
+            share_with_service(path, mode, owner_is_service=True)

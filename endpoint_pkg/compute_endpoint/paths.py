@@ -249,22 +249,19 @@ def create_private(path: Path) -> Path:
     return path
 
 
-def write_private_text(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
-def write_json(path: Path, data: dict, mode: int = 0o600) -> None:
-    """Write atomically, so a reader never sees half a file."""
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write atomically (a reader never sees half a file), readable by its owner alone unless ``mode`` says."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # made 0600
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+            handle.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: dict, mode: int = 0o600) -> None:
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode)

@@ -1,6 +1,5 @@
 """The `compute-endpoint` command. Each command parses, calls the library, prints."""
 
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from ..config import Broker, ConfigError, load_config
 from ..config.model import DEFAULT_BROKER_URL
 from ..curve import ENDPOINT, MANAGER, KeyStore
 from ..errors import EndpointError
-from ..paths import EndpointHome, service_ids
+from ..paths import EndpointHome
 from . import output
 from .serve import serve_app
 
@@ -220,9 +219,7 @@ LabelArg = Annotated[str, typer.Argument(help="A name for the key, such as the m
 
 def _key_store(name: str) -> KeyStore:
     home = _home()
-    ep = home.existing(name)
-    owner = service_ids() if home.system and os.geteuid() == 0 else None  # the service reads them
-    return KeyStore(ep.keys_dir, owner)
+    return KeyStore(home.existing(name).keys_dir, system=home.system)
 
 
 @keys_app.command("endpoint")

@@ -8,7 +8,7 @@ them when it dead-letters a message or passes it to an alternate exchange.
 
 from ..config import Config
 from ..protocol import ErrorKind, Result, Task
-from ..protocol.broker_names import reply_key_is_valid
+from ..protocol.broker_names import reply_key_owner
 
 
 class Admission:
@@ -30,7 +30,7 @@ class Admission:
     @staticmethod
     def reply_refusal(task: Task, sender: str) -> str | None:
         """Results go back to the sender's own keys only, so a task cannot aim them at someone else."""
-        if reply_key_is_valid(task.reply_to) and task.reply_to.partition(".")[0] == sender:
+        if reply_key_owner(task.reply_to) == sender:
             return None
         return f"reply_to {task.reply_to!r} is not a result key of the sender ({sender}.SESSION)"
 

@@ -32,7 +32,7 @@ from ..protocol import (
     Task,
     unbundle,
 )
-from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_is_valid
+from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_owner
 from ..protocol.codec import decode_header
 from ..readiness import Readiness, watchdog_interval
 from .admission import Admission
@@ -274,7 +274,7 @@ class EndpointDaemon:
             self._reply(command_id, reply_to, False, f"malformed command: {exc}")
 
     def _reply(self, command_id: str, reply_to: str, ok: bool, message: str, data: dict | None = None) -> None:
-        if not reply_key_is_valid(reply_to) or reply_to.partition(".")[0] != self.names.owner:
+        if reply_key_owner(reply_to) != self.names.owner:
             return  # commands come from the owner only, so replies go to the owner only
         reply = CommandReply.of(command_id, ok, message, data)
         props = pika.BasicProperties(message_id=command_id, correlation_id=command_id)

@@ -18,7 +18,7 @@ from ..config import Config, load_config
 from ..credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
 from ..errors import EndpointError
 from ..logs import setup_logging
-from ..paths import EndpointDir, EndpointHome, write_private_text
+from ..paths import EndpointDir, EndpointHome, write_private
 from ..readiness import Readiness
 from .components import Components, LocalComponents, UnitComponents
 from .daemon import EndpointDaemon
@@ -60,7 +60,7 @@ def run(settings: DaemonSettings, readiness: Readiness) -> int:
         config = load_config(ep.config_file())
         if not home.system:
             ep.make_private()  # also tightens an endpoint configured by an older version
-        write_private_text(ep.pid_file, f"{os.getpid()}\n")
+        write_private(ep.pid_file, f"{os.getpid()}\n")
         setup_logging(None if settings.log_to_stderr else ep.log_file("endpoint"), config.log_level)
         return _serve(ep, config, identity, readiness, settings.components)
     finally:

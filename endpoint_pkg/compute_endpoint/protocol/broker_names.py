@@ -104,8 +104,10 @@ class ReplyAddress:
         return f"ce.{self.identity}.results.{self.session}"
 
 
-def reply_key_is_valid(key: str) -> bool:
-    return bool(_REPLY_KEY.match(key or ""))
+def reply_key_owner(key: str) -> str | None:
+    """The identity whose result key ``key`` is, or None when it is not a result key."""
+    match = _REPLY_KEY.match(key or "")
+    return match.group(1) if match else None
 
 
 def broker_permissions(identity: str, submit_to: Iterable[str] = (), submitters: Iterable[str] = ()) -> dict:
