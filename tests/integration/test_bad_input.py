@@ -9,12 +9,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compute_endpoint.protocol import ProtocolError, Task, unpack_any
+from compute_endpoint.protocol import Bundle, Heartbeat, ManagerRegistration, ProtocolError, ResultAck, Task, unpack_any
 from compute_endpoint.protocol.broker_names import TASK_EXCHANGE, EndpointNames
 from compute_endpoint.protocol.codec import MAX_HEADER_BYTES, encode
+from compute_endpoint.protocol.messages import _REGISTRY as _KINDS
+from compute_endpoint.protocol.worker_stream import FrameReader, FrameTooLarge
 from compute_endpoint.sdk import TaskSerializationError
 
 from ..support.broker import queue_depth, wait_for
+
+
+def frame(kind: int, header: dict, payload: bytes = b"") -> bytes:
+    """A message framed as a careless or hostile peer would: NaN and Infinity allowed in the header."""
+    head = json.dumps(header, allow_nan=True).encode()
+    return b"CE\x01" + bytes([kind]) + len(head).to_bytes(4, "big") + head + payload
+
 
 VALID = Task(task_id="t-1", fn_hash="00" * 16, fn_len=0, reply_to="x.y").pack()
 
@@ -29,6 +38,14 @@ MALFORMED = {
                     "header-too-large"),
     "not-a-task": (encode(99, {}), "wrong-kind"),
     "bad-reply-to": (Task(task_id="t-4", fn_hash="h", fn_len=0, reply_to="no-dot").pack(), "bad-reply-to"),
+    "bundle-sizes-not-counts": (encode(Bundle.KIND, {"sizes": ["x"]}, b"x"), "bad-field"),
+    "bundle-sizes-too-large": (encode(Bundle.KIND, {"sizes": [2**70]}, b"x"), "bad-bundle"),
+    "bundle-of-too-many": (Bundle.of([VALID] * 1025).pack(), "bundle-too-large"),
+    "task-id-with-newline": (Task(task_id="t\n5", fn_hash="h", fn_len=0, reply_to="x.y").pack(), "bad-task-id"),
+    "walltime-nan": (frame(Task.KIND, {"task_id": "t-6", "fn_hash": "h", "fn_len": 0, "reply_to": "x.y",
+                                       "walltime": float("nan")}), "bad-header"),
+    "walltime-overflow": (VALID.replace(b'"reply_to"', b'"walltime":1e400,"reply_to"').replace(
+        VALID[4:8], (int.from_bytes(VALID[4:8], "big") + 16).to_bytes(4, "big"), 1), "bad-header"),
 }
 
 
@@ -89,20 +106,60 @@ def test_fuzz_decoder_on_arbitrary_bytes(data):
         pass
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
                      lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=20)
 
 
-@settings(max_examples=400, deadline=None)
-@given(kind=st.integers(0, 255), header=st.dictionaries(
-    st.sampled_from(["task_id", "fn_hash", "fn_len", "reply_to", "walltime", "ok", "payload", "x"]), _json),
-    payload=st.binary(max_size=64))
-def test_fuzz_decoder_on_well_framed_messages_with_arbitrary_headers(kind, header, payload):
+def decodes_or_refuses(data: bytes) -> None:
+    """Every way a message from outside is decoded: accepted and round-tripping, or a ProtocolError."""
     try:
-        message = unpack_any(encode(kind, header, payload))
+        message = unpack_any(data)
     except ProtocolError:
         return
-    assert unpack_any(message.pack()) == message  # whatever is accepted round-trips
+    assert unpack_any(message.pack()) == message
+    if isinstance(message, Bundle):
+        try:
+            items = message.items()
+        except ProtocolError:
+            return
+        assert b"".join(items) == message.payload
+
+
+@settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(sorted({*_KINDS, 0, 99, 255})), header=st.dictionaries(
+    st.sampled_from(["task_id", "fn_hash", "fn_len", "reply_to", "walltime", "ok", "payload", "sizes", "manager_id",
+                     "hostname", "pid", "workers", "container_types", "sender", "last_batch", "x"]), _json),
+    payload=st.binary(max_size=64))
+def test_fuzz_decoder_on_well_framed_messages_with_arbitrary_headers(kind, header, payload):
+    decodes_or_refuses(frame(kind, header, payload))
+
+
+@settings(max_examples=300, deadline=None)
+@given(sizes=st.lists(st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=3) | st.none(), max_size=8),
+       payload=st.binary(max_size=64))
+def test_fuzz_bundles_down_to_their_items(sizes, payload):
+    decodes_or_refuses(frame(Bundle.KIND, {"sizes": sizes}, payload))
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from([ManagerRegistration.KIND, Heartbeat.KIND, ResultAck.KIND]),
+       ids=st.recursive(st.text(max_size=5) | st.integers() | st.floats(), st.lists, max_leaves=8) | st.binary())
+def test_fuzz_id_lists_carried_in_the_payload(kind, ids):
+    header = {"manager_id": "m", "hostname": "h", "pid": 1, "workers": 1, "sender": "m"}
+    payload = ids if isinstance(ids, bytes) else json.dumps(ids, allow_nan=True).encode()
+    decodes_or_refuses(frame(kind, header, payload))
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.binary(max_size=16), max_size=8))
+def test_fuzz_the_worker_frame_reader(chunks):
+    reader = FrameReader(max_frame=64)
+    try:
+        for chunk in chunks:
+            for item in reader.feed(chunk):
+                assert len(item) <= 64
+    except FrameTooLarge:
+        pass
 
 
 def test_deeply_nested_header_is_refused_not_crashing():

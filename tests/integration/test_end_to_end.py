@@ -8,6 +8,8 @@ import pytest
 
 from compute_endpoint.sdk import RemoteExecutionError, WorkerDiedError
 
+from ..support.broker import wait_for
+
 
 def square(x):
     return x * x
@@ -87,3 +89,22 @@ def test_print_in_a_function_does_not_break_the_worker(endpoint):
 
     with endpoint.executor() as ex:
         assert [f.result(timeout=60) for f in [ex.submit(chatty, i) for i in range(20)]] == list(range(20))
+
+
+def test_what_workers_print_goes_through_the_managers_rotating_log(endpoint):
+    """Appended straight to a file, a function printing in a loop would fill the disk."""
+    def shout(n):
+        import sys
+
+        print("marker-line-" + "x" * 10_000)  # longer than a log record takes
+        print("to stderr", n, file=sys.stderr)
+        return n
+
+    with endpoint.executor() as ex:
+        assert ex.submit(shout, 7).result(timeout=60) == 7
+    logs = endpoint.dir / "logs"
+    wait_for(lambda: "to stderr 7" in "".join(p.read_text() for p in logs.glob("manager*.log")),
+             what="the worker's output in the manager's log")
+    lines = [line for p in logs.glob("manager*.log") for line in p.read_text().splitlines() if "marker-line-" in line]
+    assert len(lines) == 1 and len(lines[0]) < 4300, "a long line is cut at 4 KiB"
+    assert "compute_endpoint.worker.output" in lines[0]

@@ -160,3 +160,37 @@ def test_a_grantee_the_owner_has_not_listed_is_refused_by_the_endpoint(grant, en
     finally:
         ex.shutdown(wait=False, cancel_futures=True)  # its one task will never be answered
     assert any(grantee.client_id in d and "allowed_submitters" in d for d in details), details
+
+
+def implant():
+    import builtins
+    import os
+
+    builtins.left_behind_by = "grantee"  # what a task could do to the next one in the same interpreter
+    return os.getpid()
+
+
+def look():
+    import builtins
+    import os
+
+    return os.getpid(), getattr(builtins, "left_behind_by", None)
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_isolate_submitters_gives_each_submitter_worker_processes_of_its_own(grant, endpoint_factory, isolate):
+    owner, grantee = grant
+    ep = endpoint_factory(identity=owner, config={"allowed_submitters": [grantee.client_id],
+                                                  "isolate_submitters": isolate,
+                                                  "engine": {"max_workers_per_node": 2}})
+    with grantee_executor(ep, grantee) as ex:
+        planted = {f.result(timeout=60) for f in [ex.submit(implant) for _ in range(8)]}
+    with ep.executor() as ex:
+        seen = [f.result(timeout=60) for f in [ex.submit(look) for _ in range(8)]]
+    leaked = [pid for pid, who in seen if who]
+    if isolate:
+        assert not leaked and not planted & {pid for pid, _ in seen}, "the owner's tasks ran in fresh processes"
+        with grantee_executor(ep, grantee) as ex:
+            assert ex.submit(look).result(timeout=60)[1] is None, "and so do the grantee's, after the owner's"
+    else:
+        assert leaked, "without it, one submitter's task changes what the next one runs in (README)"

@@ -21,16 +21,14 @@ from compute_endpoint.endpoint.components import free_ports
 from compute_endpoint.protocol import (
     Control,
     ControlAction,
-    Heartbeat,
-    ManagerRegistration,
     Result,
     ResultBatch,
-    unpack_any,
 )
 
 from ..support.attacker import run_as_nobody
 from ..support.broker import wait_for
 from ..support.netns import NetnsHost
+from ..support.raw_manager import RawManager
 from ..support.tasks import nap, netns_and_nap
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -131,34 +129,20 @@ def test_another_local_user_with_keys_of_its_own_cannot_register(served):
     assert ep.status()["managers"] == 1
 
 
-class RawManager:
-    """A ZeroMQ peer with an authorized key, speaking the manager protocol by hand."""
+class CurveRawManager(RawManager):
+    """A raw manager with a key the endpoint authorized."""
 
     def __init__(self, ep, directory, manager_id: str, label: str):
         store = manager_host_keys(ep, directory)
         pair = store.pair("manager")
         assert ep.cli("keys", "authorize", ep.name, label, pair.public).returncode == 0
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.curve_publickey, self.sock.curve_secretkey = pair.public.encode(), pair.secret.encode()
-        self.sock.curve_serverkey = store.endpoint_public_key().encode()
-        self.sock.setsockopt(zmq.IDENTITY, manager_id.encode())
+
+        def secure(sock: zmq.Socket) -> None:
+            sock.curve_publickey, sock.curve_secretkey = pair.public.encode(), pair.secret.encode()
+            sock.curve_serverkey = store.endpoint_public_key().encode()
+
         time.sleep(1.2)  # the interchange reads new keys within a second; a refused raw peer would not retry
-        self.sock.connect(ep.address)
-        self.manager_id = manager_id
-
-    def register(self, timeout: float = 5.0, plain_arguments: bool = False) -> bool:
-        """True once the interchange answers the registration (with its heartbeat)."""
-        self.sock.send(ManagerRegistration(manager_id=self.manager_id, hostname="raw", pid=1, workers=1,
-                                           plain_arguments=plain_arguments).pack())
-        deadline = time.monotonic() + timeout
-        while self.sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-            if isinstance(unpack_any(self.sock.recv_multipart()[0]), Heartbeat):
-                return True
-        return False
-
-    def close(self):
-        self.ctx.destroy(linger=0)
+        super().__init__(ep.address, manager_id, secure)
 
 
 def test_an_authorized_key_cannot_take_over_another_managers_id(served, remote_host, tmp_path):
@@ -166,7 +150,7 @@ def test_an_authorized_key_cannot_take_over_another_managers_id(served, remote_h
     keys = manager_host_keys(ep, tmp_path / "node-keys")
     assert ep.cli("keys", "authorize", ep.name, "node1", keys.pair("manager").public).returncode == 0
     remote = start_remote_manager(remote_host, ep, keys, tmp_path / "remote.log", "node1")
-    impostor = RawManager(ep, tmp_path / "impostor-keys", "node1", "other-node")
+    impostor = CurveRawManager(ep, tmp_path / "impostor-keys", "node1", "other-node")
     try:
         wait_for(lambda: ep.status()["managers"] == 2, what="node1 to register")
         assert not impostor.register(), "a second connection under node1's id is refused"
@@ -184,7 +168,7 @@ def test_an_authorized_key_cannot_take_over_another_managers_id(served, remote_h
 
 def test_a_result_from_a_manager_that_was_not_given_the_task_is_dropped(served, tmp_path):
     ep = served
-    rogue = RawManager(ep, tmp_path / "rogue-keys", "rogue", "rogue-node")
+    rogue = CurveRawManager(ep, tmp_path / "rogue-keys", "rogue", "rogue-node")
     try:
         assert rogue.register()
         rogue.sock.send(Control(action=ControlAction.DRAINING).pack())  # so that it is sent no task
@@ -206,8 +190,8 @@ def test_with_allowed_functions_a_manager_that_would_unpickle_arguments_in_full_
     ep = endpoint_factory(config={"allowed_functions": ["0" * 32],
                                   "engine": {"address": remote_host.host_ip, "worker_port": port}})
     ep.address = f"tcp://{remote_host.host_ip}:{port}"
-    careless = RawManager(ep, tmp_path / "careless-keys", "careless", "careless-node")
-    careful = RawManager(ep, tmp_path / "careful-keys", "careful", "careful-node")
+    careless = CurveRawManager(ep, tmp_path / "careless-keys", "careless", "careless-node")
+    careful = CurveRawManager(ep, tmp_path / "careful-keys", "careful", "careful-node")
     try:
         assert not careless.register()
         assert "would load task arguments in full" in interchange_log(ep)

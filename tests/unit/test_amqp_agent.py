@@ -182,3 +182,34 @@ def test_a_cancel_while_stopping_declares_nothing():
     calls = len(b.channel.calls)
     b.channel.cancel_consumer(next(iter(b.channel.consumers)))
     assert len(b.channel.calls) == calls
+
+
+def test_a_queue_declared_with_other_arguments_is_fatal_and_says_how_to_fix_it():
+    """A 406 at declare would come back on every reconnect: the operator must act, and is told how."""
+    b = Broker()
+    for _ in range(3):  # confirm mode and both exchanges: the tasks queue's declare is waiting
+        b.channel.answer()
+    assert b.agent._step == f"declaring {NAMES.tasks_queue}"
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.PRECONDITION_FAILED,
+                                                     "inequivalent arg 'x-queue-type' for queue"))
+    name, message = b.daemon.events[-1]
+    assert name == "on_fatal"
+    assert f"rabbitmqctl delete_queue {NAMES.tasks_queue}" in message and "inequivalent arg" in message
+
+
+def test_a_publish_the_broker_refuses_is_told_why_and_the_agent_reconnects():
+    b = Broker().declared()
+    outcomes = b.publish()
+    seen = []
+    b.agent._confirms.reset()  # (the publish above is re-registered below with a callback that reads the reason)
+    b.agent._confirms.published(lambda ok: seen.append((ok, b.agent.last_refusal)))
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.PRECONDITION_FAILED,
+                                                     "message size 200 is larger than configured max size 100"))
+    assert seen == [(False, "message size 200 is larger than configured max size 100")]
+    assert b.agent.last_refusal is None and outcomes == []
+    assert all(name != "on_fatal" for name, *_ in b.daemon.events), "not fatal: the outbox deals with it"
+
+
+def test_the_prefetch_is_capped_at_what_amqp_can_carry():
+    b = Broker().declared(prefetch=2 * 300 * 128)
+    assert b.channel.last("basic_qos").kwargs["prefetch_count"] == 65_535 == b.agent.prefetch

@@ -1,5 +1,8 @@
 """The wire protocol: round trips, and refusals that name what is wrong."""
 
+import struct
+import uuid
+
 import pytest
 
 from compute_endpoint.protocol import (
@@ -11,13 +14,14 @@ from compute_endpoint.protocol import (
     ManagerRegistration,
     ProtocolError,
     Result,
+    ResultAck,
     StatusReport,
     Task,
     unbundle,
     unpack_any,
 )
-from compute_endpoint.protocol.codec import PROTOCOL_VERSION, encode
-from compute_endpoint.protocol.worker_stream import FrameReader
+from compute_endpoint.protocol.codec import MAX_HEADER_BYTES, PROTOCOL_VERSION, encode
+from compute_endpoint.protocol.worker_stream import FrameReader, FrameTooLarge
 from compute_endpoint.sdk.errors import TaskFailed, exception_from_result
 
 
@@ -91,14 +95,54 @@ def test_an_error_kind_from_a_newer_peer_still_fails_the_task_with_its_message()
     assert type(error) is TaskFailed and "the GPU is gone" in str(error)
 
 
-@pytest.mark.parametrize("known_tasks, text", [
+@pytest.mark.parametrize("container_types, text", [
     ([["a"]], "must be a list of strings, got a list holding list"),
     ([{"id": 1}], "must be a list of strings, got a list holding dict"),
     ("abc", "must be a list of strings, got 'abc'"),
 ])
-def test_list_fields_check_every_item(known_tasks, text):
+def test_list_fields_check_every_item(container_types, text):
+    header = {"manager_id": "m", "hostname": "h", "pid": 1, "workers": 1, "container_types": container_types}
     with pytest.raises(ProtocolError, match=text):
-        Heartbeat.unpack(encode(Heartbeat.KIND, {"sender": "m", "known_tasks": known_tasks}))
+        ManagerRegistration.unpack(encode(ManagerRegistration.KIND, header))
+
+
+@pytest.mark.parametrize("payload, text", [
+    (b'[["a"]]', "'known_tasks' must be a list of strings"),
+    (b'{"a": 1}', "'known_tasks' must be a list of strings"),
+    (b"[1, 2", "'known_tasks' \\(its payload\\) is not a JSON array"),
+    (b"\xff\xfe", "'known_tasks' \\(its payload\\) is not a JSON array"),
+])
+def test_id_lists_in_the_payload_are_checked_too(payload, text):
+    with pytest.raises(ProtocolError, match=text):
+        Heartbeat.unpack(encode(Heartbeat.KIND, {"sender": "m"}, payload))
+
+
+def test_lists_that_grow_with_work_are_not_bounded_by_the_header_cap():
+    """A manager on a big node holds more task ids than the 64 KiB header could carry (about 1,700 uuids)."""
+    ids = [str(uuid.uuid4()) for _ in range(20_000)]
+    for msg in (Heartbeat(sender="m", known_tasks=ids), ResultAck(task_ids=ids),
+                ManagerRegistration(manager_id="m", hostname="h", pid=1, workers=1, known_tasks=ids)):
+        packed = msg.pack()
+        assert len(packed) > 10 * MAX_HEADER_BYTES
+        assert unpack_any(packed) == msg
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_that_disable_limits_are_refused(number):
+    header = b'{"task_id":"t","fn_hash":"h","fn_len":0,"reply_to":"a.b","walltime":' + number.encode() + b"}"
+    data = b"CE\x01\x01" + len(header).to_bytes(4, "big") + header
+    with pytest.raises(ProtocolError) as caught:
+        Task.unpack(data)
+    assert caught.value.reason == "bad-header"
+    with pytest.raises(ValueError):
+        Task(task_id="t", fn_hash="h", fn_len=0, reply_to="a.b", walltime=float(number)).pack()
+
+
+def test_a_worker_frame_longer_than_the_limit_is_refused_before_it_is_buffered():
+    reader = FrameReader(max_frame=1000)
+    assert reader.feed(struct.pack("!I", 5) + b"hello") == [b"hello"]
+    with pytest.raises(FrameTooLarge, match="4294967295 bytes announced, over the limit of 1000"):
+        reader.feed(struct.pack("!I", 2**32 - 1) + b"x")
 
 
 def test_a_bundle_with_sizes_that_are_not_counts_is_refused_when_unpacked():

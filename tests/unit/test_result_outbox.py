@@ -18,22 +18,30 @@ class Publish:
     task_ids: list[str]
     message_id: str
     settle: object
+    body: bytes = b""
 
 
 @dataclass
 class FakeAgent:
     connected: bool = True
     published: list[Publish] = field(default_factory=list)
+    last_refusal: str | None = None
 
     def publish(self, exchange, routing_key, body, properties, on_confirm=None, mandatory=True) -> bool:
         if not self.connected:
             return False
         task_ids = [Result.unpack(item).task_id for item in unbundle(body)]
-        self.published.append(Publish(routing_key, task_ids, properties.message_id, on_confirm))
+        self.published.append(Publish(routing_key, task_ids, properties.message_id, on_confirm, body))
         return True
 
     def confirm(self, index: int = 0, ok: bool = True) -> None:
         self.published[index].settle(ok)
+
+    def refuse(self, index: int, why: str) -> None:
+        """The broker closes the channel over this publish, as RabbitMQ does with a 406 for a message too large."""
+        self.last_refusal = why
+        self.published[index].settle(False)
+        self.last_refusal = None
 
 
 class Harness:
@@ -42,8 +50,10 @@ class Harness:
         self.agent = FakeAgent()
         self.backlog = backlog
         self.confirmed: list[str] = []
+        self.undeliverable: list[tuple[str, str]] = []
         self.outbox = ResultOutbox(self.agent, self.loop, lambda: self.backlog,
                                    lambda entries: self.confirmed.extend(e.task_id for e in entries),
+                                   lambda entry, why: self.undeliverable.append((entry.task_id, why)),
                                    clock=self.loop.clock)
 
     def results(self, *task_ids: str, reply_to: str = "alice.s1", size: int = 0) -> list[InflightTask]:
@@ -146,3 +156,35 @@ def test_every_result_is_in_exactly_one_place(ok):
     h.loop.advance(publisher.RETRY_DELAY)
     everything = h.confirmed + [tid for p in h.agent.published[1:] for tid in p.task_ids]
     assert sorted(everything) == ["a", "b", "c", "d"]
+
+
+def test_a_result_the_broker_refuses_is_sent_alone_then_replaced_by_a_failure_then_set_aside():
+    """A result over the broker's max_message_size would otherwise come back after every reconnect, forever."""
+    h = Harness()
+    h.outbox.add(h.results("poison", "fine"))
+    assert h.sent() == [["poison", "fine"]]
+    why = "PRECONDITION_FAILED - message size 200 is larger than configured max size 100"
+    h.agent.refuse(0, why)
+    h.loop.advance(publisher.RETRY_DELAY)
+    assert sorted(h.sent()[1:]) == [["fine"], ["poison"]], "after a refused bundle, each goes alone"
+    h.agent.confirm(h.sent().index(["fine"], 1))
+    assert h.confirmed == ["fine"], "the innocent result is not held back"
+
+    def refuse_poison() -> Result:
+        last = max(i for i, ids in enumerate(h.sent()) if ids == ["poison"])
+        h.agent.refuse(last, why)
+        h.loop.advance(publisher.RETRY_DELAY)
+        assert h.sent()[-1] == ["poison"]
+        return Result.unpack(h.agent.published[-1].body)
+
+    for _ in range(publisher.MAX_REFUSALS - 2):
+        assert refuse_poison().ok, "tried as it is, a bounded number of times"
+    failure = refuse_poison()
+    assert failure.error_kind == "undeliverable" and why in failure.error_message
+    for _ in range(publisher.MAX_REFUSALS - 1):
+        refuse_poison()
+    h.agent.refuse(len(h.sent()) - 1, why)  # (the last publish is the poison's)
+    assert h.undeliverable == [("poison", why)], "refused again: to the dead-letter queue, not round and round"
+    published = len(h.sent())
+    h.loop.advance(100 * publisher.RETRY_DELAY)
+    assert len(h.sent()) == published and len(h.outbox) == 0

@@ -6,6 +6,7 @@ from config.yaml or was built in a config.py.
 """
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -71,6 +72,8 @@ def _check_value(key: str, value: Any, meta: Mapping[str, Any]) -> None:
         raise ConfigError(key, f"expected {_KIND_NAMES.get(kind, kind.__name__)}, got nothing (null)")
     if not _is_kind(value, kind):
         raise ConfigError(key, f"expected {_describe(meta)}, got {type(value).__name__} {value!r}")
+    if kind is float and not math.isfinite(value):  # YAML's .nan and .inf: no limit compares with them
+        raise ConfigError(key, f"expected a finite number, got {value!r}")
     too_small = meta["minimum"] is not None and value < meta["minimum"]
     if too_small or (meta["positive"] and value <= 0):
         raise ConfigError(key, f"expected {_describe(meta)}, got {value!r}")

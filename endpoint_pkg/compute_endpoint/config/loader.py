@@ -27,7 +27,7 @@ _UNSUPPORTED_HINTS = {
     "worker_ports": "use engine.worker_port (one port for managers)",
     "worker_port_range": "use engine.worker_port",
     "interchange_port_range": "the interchange's endpoint-side port is chosen automatically",
-    "encrypted": "CurveZMQ is not supported yet; keep managers on a trusted network",
+    "encrypted": "managers on other hosts always connect over CurveZMQ; remove the key",
     "strategy": "use engine.job_status_kwargs (max_idletime, strategy_period)",
 }
 

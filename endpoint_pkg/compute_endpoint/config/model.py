@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..addresses import is_loopback
+from ..limits import WorkerLimits
 from ..protocol.broker_names import IDENTITY_PATTERN
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .fields import ConfigError, check_fields, setting
@@ -59,6 +60,47 @@ class Strategy:
         check_fields(self)
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|K|M|G|T)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "k": 2**10, "kib": 2**10, "m": 2**20, "mib": 2**20, "g": 2**30, "gib": 2**30, "t": 2**40,
+          "tib": 2**40}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an integer or a text like '2GiB', '512 MiB' or '4G' (binary units)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"expected a size in bytes or with a unit (e.g. 2GiB, 512MiB), got {value!r}")
+    return int(float(match[1]) * _UNITS[(match[2] or "b").lower()])
+
+
+@dataclass
+class WorkerLimitsConfig:
+    """What one worker process (and everything it starts) may use; unset is unlimited."""
+
+    memory: int | str | None = setting(None, kind=object, nullable=True,
+                                       doc="address space per worker, e.g. 4GiB (RLIMIT_AS)")
+    processes: int | None = setting(None, kind=int, minimum=1, nullable=True,
+                                    doc="processes the workers' user may have (RLIMIT_NPROC)")
+    cpu_seconds: float | None = setting(None, kind=float, positive=True, nullable=True,
+                                        doc="CPU seconds one task may use")
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.memory is not None:
+            try:
+                size = parse_size(self.memory)
+            except ValueError as exc:
+                raise ConfigError("memory", str(exc)) from None
+            if size < 64 * MiB:
+                raise ConfigError("memory", f"{self.memory!r} is less than 64 MiB, too little to start a worker")
+
+    def limits(self) -> WorkerLimits:
+        memory = parse_size(self.memory) if self.memory is not None else None
+        return WorkerLimits(memory, self.processes, self.cpu_seconds)
+
+
 def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -89,6 +131,7 @@ class Engine:
     worker_port: int | None = setting(None, kind=int, minimum=1, nullable=True,
                                       doc="port for managers; chosen freely when unset")
     worker_env: dict = setting(kind=dict, factory=dict, doc="extra environment variables for workers")
+    worker_limits: WorkerLimitsConfig = setting(kind=WorkerLimitsConfig, factory=WorkerLimitsConfig)
     label: str = setting("", kind=str, doc="free text, shown in status")
     job_status_kwargs: Strategy = setting(kind=Strategy, factory=Strategy)
 
@@ -166,6 +209,8 @@ class Config:
                                              doc="function hashes allowed to run (null: any)")
     allowed_submitters: list = setting(kind=list, factory=list,
                                        doc="broker identities besides the owner that may submit tasks")
+    isolate_submitters: bool = setting(False, kind=bool,
+                                       doc="a worker process only ever runs the tasks of one submitter")
     max_payload_bytes: int = setting(DEFAULT_MAX_PAYLOAD_BYTES, kind=int, minimum=1024,
                                      doc="largest task or result accepted")
     stop_timeout: float = setting(10.0, kind=float, minimum=0,

@@ -6,9 +6,15 @@ alone do not decide who reaches an endpoint's queues: RabbitMQ does not check
 them when it dead-letters a message or passes it to an alternate exchange.
 """
 
+import re
+
 from ..config import Config
+from ..limits import walltime_problem
 from ..protocol import ErrorKind, Result, Task
 from ..protocol.broker_names import reply_key_owner
+
+# Task ids travel in logs, in JSON lists and as AMQP message ids: the SDK's uuids and the like, nothing else.
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 class Admission:
@@ -27,6 +33,15 @@ class Admission:
             return None
         return f"sender not permitted: {describe_sender(sender)} may not command this endpoint; only its owner may"
 
+    @classmethod
+    def task_refusal_reason(cls, task: Task, sender: str) -> tuple[str, str] | None:
+        """(reason, detail) for a task that cannot even be answered (it goes to the dead-letter queue), or None."""
+        if not TASK_ID.match(task.task_id):
+            return "bad-task-id", (f"task id {task.task_id[:60]!r} is not 1 to 128 letters, digits, '_', '.', ':' "
+                                   "or '-' (starting with a letter or digit)")
+        refused = cls.reply_refusal(task, sender)
+        return ("bad-reply-to", refused) if refused else None
+
     @staticmethod
     def reply_refusal(task: Task, sender: str) -> str | None:
         """Results go back to the sender's own keys only, so a task cannot aim them at someone else."""
@@ -41,6 +56,9 @@ class Admission:
             return Result.failure(task.task_id, ErrorKind.PAYLOAD_TOO_LARGE,
                                   f"the task is {size / 2**20:.1f} MiB, over the endpoint's limit of "
                                   f"{limit / 2**20:.1f} MiB (max_payload_bytes)", error_type="PayloadTooLarge")
+        problem = walltime_problem(task.walltime)
+        if problem:
+            return Result.failure(task.task_id, ErrorKind.INVALID_TASK, problem, error_type="InvalidTask")
         allowed = self.config.allowed_functions
         if allowed is not None and task.fn_hash not in allowed:
             return Result.failure(task.task_id, ErrorKind.FUNCTION_NOT_ALLOWED,

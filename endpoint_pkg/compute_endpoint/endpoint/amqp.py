@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 COMMAND_TTL_MS = 60_000
 COMMAND_PREFETCH = 10
+MAX_PREFETCH = 65_535  # basic.qos carries the count in 16 bits
 
 Done = Callable[[Any], None]  # called with the broker's reply frame
 Step = tuple[str, Callable[[Done], None]]  # what the agent is doing (for error messages), and the request
@@ -79,6 +80,8 @@ class AmqpAgent:
         self._command_consumer: str | None = None
         self._tasks_paused = False
         self.counts = {"deliveries": 0, "published": 0, "acks": 0}  # AMQP messages, for status
+        # Why the broker closed the channel, while the publishes lost with it are told so (see ResultOutbox).
+        self.last_refusal: str | None = None
         self._step = "connecting"
 
     # --- connection ------------------------------------------------------------
@@ -141,21 +144,29 @@ class AmqpAgent:
 
     def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         self._channel = None
+        code = reply_code(reason)
+        by_broker = isinstance(reason, ChannelClosedByBroker)
+        # A publish refused outright closes the channel: 406 for a message larger than the broker takes, 403 for
+        # a routing key we may not write (grants changed under us). Those publishes are told why as they fail.
+        text = reply_text(reason)
+        refused = by_broker and self._step == "consuming" and (
+            code == ReplyCode.PRECONDITION_FAILED or (code == ReplyCode.ACCESS_REFUSED and "exchange" in text))
+        self.last_refusal = text if refused else None
         self._lost_channel_state()
+        self.last_refusal = None
         conn = self._connection
         if self._stopping:
             if conn and conn.is_open:
                 conn.close()
             return
-        code = reply_code(reason)
-        by_broker = isinstance(reason, ChannelClosedByBroker)
         if by_broker and code == ReplyCode.NOT_FOUND and self._step.startswith("exchange"):
             self._passive_exchanges = False  # the shared exchanges are missing: try to create them
             if conn and conn.is_open:
                 conn.channel(on_open_callback=self._on_channel_open)
                 return
-        if by_broker and code == ReplyCode.ACCESS_REFUSED:
-            self._cb.on_fatal(self._refusal_message(reply_text(reason)))
+        fatal = self._fatal_message(code, text) if by_broker and not refused else None
+        if fatal:
+            self._cb.on_fatal(fatal)
             self._stopping = True
             if conn and conn.is_open:
                 conn.close()
@@ -163,6 +174,17 @@ class AmqpAgent:
         log.warning("channel closed (%s) while %s; reconnecting", reason, self._step)
         if conn and conn.is_open:
             conn.close()
+
+    def _fatal_message(self, code: int, text: str) -> str | None:
+        """What to tell the operator when the broker refuses what only they can fix; None to retry."""
+        if code == ReplyCode.ACCESS_REFUSED:
+            return self._refusal_message(text)
+        if code == ReplyCode.PRECONDITION_FAILED and self._step.startswith("declaring"):
+            queue = self._step.removeprefix("declaring ")
+            return (f"the broker has a queue {queue} with other arguments than this endpoint declares ({text}); "
+                    f"an administrator must move its messages and delete it (`rabbitmqctl delete_queue {queue}`), "
+                    "then start the endpoint again")
+        return None
 
     def _refusal_message(self, reply_text: str) -> str:
         if self._step.startswith("exchange") and not self._passive_exchanges:
@@ -304,12 +326,16 @@ class AmqpAgent:
 
     def set_prefetch(self, count: int) -> None:
         """How many tasks the broker may hand us unacked: follows worker capacity."""
-        count = max(1, count)
+        count = min(max(1, count), MAX_PREFETCH)
         if count == self._prefetch:
             return
         self._prefetch = count
         if self._channel is not None and self._channel.is_open:
             self._start_task_consumer()
+
+    @property
+    def prefetch(self) -> int | None:
+        return self._prefetch
 
     def pause_tasks(self) -> None:
         """Stop receiving new tasks (drain); unacked ones stay ours until acked or requeued."""

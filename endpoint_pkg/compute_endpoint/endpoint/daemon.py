@@ -6,6 +6,7 @@ acked only after the broker has confirmed the task's result.
 """
 
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -17,13 +18,12 @@ from ..broker import connection_parameters
 from ..config import Config, load_config
 from ..credentials import Identity
 from ..errors import EndpointError
+from ..limits import deadline_after, effective_walltime
 from ..paths import EndpointDir
 from ..protocol import (
-    Command,
-    CommandAction,
-    CommandReply,
     ControlAction,
     EndpointState,
+    ErrorKind,
     InterchangeStatus,
     Message,
     ProtocolError,
@@ -32,12 +32,13 @@ from ..protocol import (
     Task,
     unbundle,
 )
-from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, reply_key_owner
-from ..protocol.codec import decode_header
+from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
 from ..readiness import Readiness, watchdog_interval
 from .admission import Admission
 from .amqp import AmqpAgent, Delivery
+from .commands import CommandHandler
 from .components import Components
+from .dead_letters import DeadLetters
 from .inflight import DeliveryGroup, InflightLedger, InflightTask, Receipt
 from .interchange_link import InterchangeLink
 from .publisher import ResultOutbox
@@ -47,6 +48,7 @@ from .status import DaemonSnapshot, DaemonState, StatusBuilder
 log = logging.getLogger(__name__)
 
 SUPERVISE_PERIOD = 1.0
+MAX_BUNDLE_ITEMS = 1024  # the SDK sends at most 32; more is not a client of ours
 
 
 class EndpointDaemon:
@@ -69,7 +71,13 @@ class EndpointDaemon:
         self.link = InterchangeLink(self.ioloop, components.interchange_address, self._on_interchange)
         self.ledger = InflightLedger()
         self.admission = Admission(owner, config)
-        self.outbox = ResultOutbox(self.agent, self.ioloop, self._backlog, self._on_results_confirmed)
+        self.dead_letters = DeadLetters(self.agent, self.names)
+        self.commands = CommandHandler(self.agent, self.names, self.admission, self.dead_letters,
+                                       lambda: self.status.as_dict(self.snapshot()), lambda: len(self.ledger),
+                                       self.request_stop)
+        self.internal_errors = 0  # exceptions caught at the edge of a callback (each logged with its traceback)
+        self.outbox = ResultOutbox(self.agent, self.ioloop, self._backlog, self._on_results_confirmed,
+                                   self._undeliverable)
         self.status = StatusBuilder()
         self.ix_status: InterchangeStatus | None = None
         self.ix_managers: list[dict] = []
@@ -106,7 +114,11 @@ class EndpointDaemon:
         interval = period if callable(period) else (lambda: period)
 
         def tick():
-            action()
+            try:
+                action()
+            except Exception:  # a bug in one periodic task must not stop the endpoint serving the others
+                self.internal_errors += 1
+                log.exception("internal error in %s; carrying on", getattr(action, "__name__", action))
             self.ioloop.call_later(interval(), tick)
 
         self.ioloop.call_later(interval(), tick)
@@ -184,12 +196,17 @@ class EndpointDaemon:
         sender = delivery.properties.user_id
         refused = self.admission.task_sender_refusal(sender)
         if refused:
-            self._dead_letter(body, "sender-not-permitted", refused, DeliveryGroup(delivery, 1), sender)
+            self.dead_letters.set_aside(body, "sender-not-permitted", refused, DeliveryGroup(delivery, 1), sender)
             return
         try:
             items = unbundle(body)
         except ProtocolError as exc:
-            self._dead_letter(body, exc.reason, str(exc), DeliveryGroup(delivery, 1), sender)
+            self.dead_letters.set_aside(body, exc.reason, str(exc), DeliveryGroup(delivery, 1), sender)
+            return
+        if len(items) > MAX_BUNDLE_ITEMS:
+            self.dead_letters.set_aside(body, "bundle-too-large", f"a bundle of {len(items)} tasks; this endpoint "
+                                        f"takes at most {MAX_BUNDLE_ITEMS} in one message", DeliveryGroup(delivery, 1),
+                                        sender)
             return
         group = DeliveryGroup(delivery, len(items))
         for item in items:
@@ -202,83 +219,45 @@ class EndpointDaemon:
     def _take_task(self, body: bytes, group: DeliveryGroup, sender: str) -> None:
         try:
             task = Task.peek(body)
+            refused = self.admission.task_refusal_reason(task, sender)
         except ProtocolError as exc:
-            self._dead_letter(body, exc.reason, str(exc), group, sender)
+            self.dead_letters.set_aside(body, exc.reason, str(exc), group, sender)
             return
-        refused = self.admission.reply_refusal(task, sender)
+        except Exception as exc:  # a case the checks above missed: set aside, named, never a stop
+            self.internal_errors += 1
+            log.exception("internal error reading a task")
+            self.dead_letters.set_aside(body, "internal-error", f"the endpoint could not read this task: "
+                                                      f"{type(exc).__name__}: {exc}", group, sender)
+            return
         if refused:
-            self._dead_letter(body, "bad-reply-to", refused, group, sender)
+            self.dead_letters.set_aside(body, *refused, group, sender)
             return
         if self.ledger.receive(task.task_id, body, task.reply_to, group) != Receipt.NEW:
             return
+        entry = self.ledger[task.task_id]
         refusal = self.admission.task_refusal(task, len(body))
         if refusal:
-            self._complete_locally(self.ledger[task.task_id], refusal)
-        else:
-            self.link.send_task(body)
+            self._complete_locally(entry, refusal)
+            return
+        entry.walltime = effective_walltime(task.walltime, self.config.engine.task_walltime)
+        self._start_deadline(entry)
+        self.link.send_task(body)
+
+    def _start_deadline(self, entry: InflightTask) -> None:
+        engine = self.config.engine
+        if entry.walltime is not None:
+            workers = engine.max_workers_per_node
+            turns = math.ceil(2 * (workers + (engine.prefetch_capacity or 0)) / workers)
+            self.ledger.set_deadline(entry, deadline_after(entry.walltime, turns, engine.max_retries_on_system_failure,
+                                                           engine.heartbeat_threshold))
 
     def _complete_locally(self, entry: InflightTask, result: Result) -> None:
         result.finished_at = time.time()
         entry.result = result.pack()
         self.outbox.send_now([entry])
 
-    def _dead_letter(self, body: bytes, reason: str, detail: str, group: DeliveryGroup | None,
-                     sender: str | None) -> None:
-        """Move a message (or bundle item) that cannot run aside, with the reason and its sender attached.
-
-        It counts as done for its delivery once the dead-letter queue has it; if it
-        cannot be published now, the delivery stays unacked and comes back later.
-        """
-        log.error("message set aside in %s: %s", self.names.dead_queue, detail)
-        props = pika.BasicProperties(delivery_mode=2, headers={"x-reject-reason": reason,
-                                                                "x-reject-detail": detail[:1000],
-                                                                "x-original-sender": sender or ""})
-
-        def confirmed(ok: bool) -> None:
-            if ok and group is not None and group.done_one():
-                self.agent.ack(group.delivery)
-
-        self.agent.publish(TASK_EXCHANGE, self.names.dead_key, body, props, on_confirm=confirmed)
-
     def on_command(self, delivery: Delivery) -> None:
-        self.agent.ack(delivery)
-        sender = delivery.properties.user_id
-        refused = self.admission.command_sender_refusal(sender)
-        if refused:
-            self._dead_letter(delivery.body, "sender-not-permitted", refused, None, sender)
-            return
-        try:
-            cmd = Command.unpack(delivery.body)
-        except ProtocolError as exc:
-            self._refuse_command(delivery.body, exc)
-            return
-        log.info("command %r received", cmd.action.value)
-        if cmd.action == CommandAction.STATUS:
-            self._reply(cmd.command_id, cmd.reply_to, True, "ok", self.status.as_dict(self.snapshot()))
-        elif cmd.action == CommandAction.SHUTDOWN:
-            self._reply(cmd.command_id, cmd.reply_to, True, "shutting down")
-            self.request_stop("shutdown command")
-        elif cmd.action == CommandAction.DRAIN:
-            self._reply(cmd.command_id, cmd.reply_to, True, f"draining {len(self.ledger)} tasks")
-            self.request_stop("drain command")
-
-    def _refuse_command(self, body: bytes, exc: ProtocolError) -> None:
-        """Tell the sender of a malformed command why, when it says where to answer."""
-        log.error("refused a malformed command: %s", exc)
-        try:
-            header = decode_header(body)[1]
-        except ProtocolError:
-            return
-        command_id, reply_to = header.get("command_id"), header.get("reply_to")
-        if isinstance(command_id, str) and isinstance(reply_to, str):
-            self._reply(command_id, reply_to, False, f"malformed command: {exc}")
-
-    def _reply(self, command_id: str, reply_to: str, ok: bool, message: str, data: dict | None = None) -> None:
-        if reply_key_owner(reply_to) != self.names.owner:
-            return  # commands come from the owner only, so replies go to the owner only
-        reply = CommandReply.of(command_id, ok, message, data)
-        props = pika.BasicProperties(message_id=command_id, correlation_id=command_id)
-        self.agent.publish(RESULT_EXCHANGE, reply_to, reply.pack(), props)
+        self.commands.on_command(delivery)
 
     # --- results -------------------------------------------------------------
 
@@ -293,13 +272,25 @@ class EndpointDaemon:
         if self.state == DaemonState.STOPPING:
             self._maybe_finish_stop()
 
+    def _undeliverable(self, entry: InflightTask, refusal: str) -> None:
+        """Even the failure standing in for a result was refused: keep it in the dead-letter queue, and move on."""
+        self.dead_letters.set_aside(entry.result or b"", "undeliverable-result",
+                                    f"the result of task {entry.task_id} for {entry.reply_to} was refused by the "
+                                    f"broker: {refusal}", None, self.names.owner,
+                                    then=lambda: self._on_results_confirmed([entry]))
+
     # --- interchange side ----------------------------------------------------
 
     def _on_interchange(self, msg: Message, frames: list[bytes]) -> None:
         if isinstance(msg, ResultBatch):
             arrived = []
             for data in frames:
-                entry = self.ledger.get(Result.peek(data).task_id)
+                try:
+                    task_id = Result.peek(data).task_id
+                except ProtocolError as exc:  # (the interchange forwards results it could read)
+                    log.error("dropped a malformed result from the interchange: %s", exc)
+                    continue
+                entry = self.ledger.get(task_id)
                 if entry is None or entry.result is not None:
                     continue  # a duplicate of a result we already have
                 entry.result = data
@@ -311,7 +302,7 @@ class EndpointDaemon:
             self.components.observe(msg)
             if previous is not None and previous.incarnation != msg.incarnation:
                 self._resend_to_new_interchange()
-            self.agent.set_prefetch(2 * msg.capacity)
+            self.agent.set_prefetch(2 * msg.capacity)  # (capped at what AMQP can carry)
             self._maybe_ready()
 
     def _resend_to_new_interchange(self) -> None:
@@ -319,6 +310,7 @@ class EndpointDaemon:
         log.warning("the interchange restarted; resending the %d tasks it held", len(waiting))
         for entry in waiting:
             self.link.send_task(entry.body)
+            self._start_deadline(entry)  # its time starts again
 
     # --- periodic work -------------------------------------------------------
 
@@ -326,6 +318,7 @@ class EndpointDaemon:
         if self.state == DaemonState.STOPPING:
             self._maybe_finish_stop()
             return
+        self._fail_overdue()
         failure = self.components.interchange_failure()
         if failure and not self.ever_ready:
             self.on_fatal(f"the interchange could not start: {failure} (see {self.ep.log_dir})")
@@ -336,6 +329,18 @@ class EndpointDaemon:
         # A ROUTER learns a DEALER's identity only from a message: a restarted
         # interchange cannot send us anything until we say something.
         self.link.send_control(ControlAction.HELLO)
+
+    def _fail_overdue(self) -> None:
+        now = time.monotonic()
+        for entry in self.ledger.overdue(now):
+            age = now - entry.received_at
+            log.error("task %s: no result %.0fs after it arrived (walltime %gs); failing it as lost", entry.task_id,
+                      age, entry.walltime or 0)
+            self._complete_locally(entry, Result.failure(
+                entry.task_id, ErrorKind.DEADLINE_EXCEEDED, error_type="TaskDeadlineExceeded",
+                message=f"the endpoint had no result for this task {age:.0f}s after it arrived, long past its "
+                        f"walltime of {entry.walltime:g}s: it was lost inside the endpoint, or waited that long for a "
+                        "worker; it is not retried (the endpoint's logs say more)"))
 
     def _heartbeat(self) -> None:
         if self.state == DaemonState.STOPPING:
@@ -352,7 +357,8 @@ class EndpointDaemon:
             managers=self.ix_managers, tasks_outstanding=len(self.ledger), tasks_completed=self.ledger.completed,
             broker_connected=self.agent.ready, broker_messages=self.agent.counts, pids=self.components.pids(),
             interchange_restarts=self.components.interchange_restarts,
-            managers_replaced=self.components.managers_replaced,
+            managers_replaced=self.components.managers_replaced, prefetch=self.agent.prefetch,
+            internal_errors=self.internal_errors,
         )
 
     def publish_status(self, state: EndpointState | None = None) -> None:

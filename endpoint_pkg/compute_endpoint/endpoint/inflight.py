@@ -11,6 +11,7 @@ of running it again; redeliveries of a task finished moments ago are
 recognised from a bounded memory of finished task ids and count as done.
 """
 
+import heapq
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -53,12 +54,16 @@ class InflightTask:
     received_at: float
     groups: list[DeliveryGroup] = field(default_factory=list)
     result: bytes | None = None  # set once the interchange returned it (or the endpoint refused the task)
+    walltime: float | None = None  # the one it runs under (the client's, capped by the operator's)
+    deadline: float | None = None  # monotonic time after which it is failed as lost (see InflightLedger.overdue)
+    publish_refusals: int = 0  # times the broker refused a publish of its result (see ResultOutbox)
 
 
 class InflightLedger:
     def __init__(self):
         self.tasks: dict[str, InflightTask] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._deadlines: list[tuple[float, str]] = []  # a heap; entries of finished tasks are skipped
         self.completed = 0
 
     def __len__(self) -> int:
@@ -92,6 +97,20 @@ class InflightLedger:
         if len(self._finished) > RECENTLY_FINISHED:
             self._finished.popitem(last=False)
         return [group for group in entry.groups if group.done_one()]
+
+    def set_deadline(self, entry: InflightTask, seconds: float) -> None:
+        entry.deadline = time.monotonic() + seconds
+        heapq.heappush(self._deadlines, (entry.deadline, entry.task_id))
+
+    def overdue(self, now: float) -> list[InflightTask]:
+        """Tasks past their deadline with no result: lost somewhere between here and a worker."""
+        late = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, task_id = heapq.heappop(self._deadlines)
+            entry = self.tasks.get(task_id)
+            if entry is not None and entry.result is None and entry.deadline == deadline:
+                late.append(entry)
+        return late
 
     def awaiting_result(self) -> list[InflightTask]:
         return [t for t in self.tasks.values() if t.result is None]

@@ -14,6 +14,12 @@ its confirm, and, when more tasks are held than the workers can run at once
 (a backlog), for up to ``LINGER`` seconds or until a bundle is full. Without
 a backlog a result goes at once, so an interactive round trip pays nothing
 for this.
+
+A result the broker refuses outright (larger than it accepts, or to a key we
+may no longer write) would come back forever: each refusal is counted, a
+refused result goes alone from then on, after ``MAX_REFUSALS`` it is replaced
+by a small failure that says why, and if that is refused too it is handed to
+``undeliverable`` (the dead-letter queue).
 """
 
 import time
@@ -22,7 +28,7 @@ from typing import Protocol
 
 import pika
 
-from ..protocol import bundle_up, group_message_id, packed_group
+from ..protocol import ErrorKind, Result, bundle_up, group_message_id, packed_group
 from ..protocol.broker_names import RESULT_EXCHANGE
 from .inflight import InflightTask
 
@@ -32,12 +38,16 @@ BUNDLE_BYTES = 4 * 2**20  # ... and this many bytes
 PUBLISHES_IN_FLIGHT = 1
 LINGER = 0.002
 RETRY_DELAY = 1.0  # after the broker refused a publish, or the channel was lost
+MAX_REFUSALS = 3
 
 Confirmed = Callable[[list[InflightTask]], None]
 
 
 class Publisher(Protocol):
-    """What the outbox needs of the AMQP agent."""
+    """What the outbox needs of the AMQP agent: ``last_refusal`` is the broker's reason while a refused publish
+    is being failed, else None."""
+
+    last_refusal: str | None
 
     def publish(self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties,
                 on_confirm: Callable[[bool], None] | None = None, mandatory: bool = True) -> bool: ...
@@ -49,11 +59,12 @@ class Timers(Protocol):
 
 class ResultOutbox:
     def __init__(self, agent: Publisher, timers: Timers, backlog: Callable[[], bool], on_confirmed: Confirmed,
-                 clock: Callable[[], float] = time.monotonic):
+                 undeliverable: Callable[[InflightTask, str], None], clock: Callable[[], float] = time.monotonic):
         self._agent = agent
         self._timers = timers
         self._backlog = backlog
         self._on_confirmed = on_confirmed
+        self._undeliverable = undeliverable
         self._clock = clock
         self._waiting: list[InflightTask] = []
         self._held: list[InflightTask] = []  # their publish failed: they go again on retry or resume
@@ -106,7 +117,11 @@ class ResultOutbox:
         for entry in entries:
             by_submitter.setdefault(entry.reply_to, []).append(entry)
         for reply_to, results in by_submitter.items():
-            for chunk in bundle_up(results, BUNDLE_ITEMS, BUNDLE_BYTES, size=_result_size):
+            suspects = [entry for entry in results if entry.publish_refusals]
+            for entry in suspects:  # alone, so that one refused result does not hold back others
+                self._publish(reply_to, [entry])
+            innocent = [entry for entry in results if not entry.publish_refusals] if suspects else results
+            for chunk in bundle_up(innocent, BUNDLE_ITEMS, BUNDLE_BYTES, size=_result_size):
                 self._publish(reply_to, chunk)
 
     def _publish(self, reply_to: str, chunk: list[InflightTask]) -> None:
@@ -121,15 +136,32 @@ class ResultOutbox:
 
     def _settled(self, chunk: list[InflightTask], ok: bool) -> None:
         self.in_flight -= 1
+        refusal = None if ok else self._agent.last_refusal
         if ok:
             self._on_confirmed(chunk)
+        elif refusal:
+            self._held.extend(entry for entry in chunk if not self._refused(entry, refusal, alone=len(chunk) == 1))
         else:
             self._held.extend(chunk)
-            if not self._retry_scheduled:
-                self._retry_scheduled = True
-                self._timers.call_later(RETRY_DELAY, self._retry)
+        if not ok and not self._retry_scheduled:
+            self._retry_scheduled = True
+            self._timers.call_later(RETRY_DELAY, self._retry)
         if self._waiting and not self._flush_scheduled:
             self._schedule_flush(0)
+
+    def _refused(self, entry: InflightTask, refusal: str, alone: bool) -> bool:
+        """Count a refusal; True once the result has been handed to ``undeliverable`` (nothing left to send)."""
+        # In a bundle the fault may be another's: it only goes alone from now on.
+        entry.publish_refusals = entry.publish_refusals + 1 if alone else max(entry.publish_refusals, 1)
+        if entry.publish_refusals == MAX_REFUSALS:
+            entry.result = Result.failure(
+                entry.task_id, ErrorKind.UNDELIVERABLE, error_type="ResultUndeliverable", finished_at=time.time(),
+                message=f"the task ran, but the broker refused its result {MAX_REFUSALS} times "
+                        f"({len(entry.result or b'')} bytes): {refusal}").pack()
+        elif entry.publish_refusals >= 2 * MAX_REFUSALS:
+            self._undeliverable(entry, refusal)
+            return True
+        return False
 
     def _retry(self) -> None:
         self._retry_scheduled = False

@@ -40,6 +40,8 @@ class DaemonSnapshot:
     pids: dict = field(default_factory=dict)
     interchange_restarts: int = 0
     managers_replaced: int = 0
+    prefetch: int | None = None  # what the broker may hand the daemon unacked (None until capacity is known)
+    internal_errors: int = 0
 
 
 class StatusBuilder:
@@ -84,13 +86,14 @@ class StatusBuilder:
             "display_name": snap.config.display_name or snap.name,
             "state": _SHOWN_AS[snap.state],
             "broker": {"url": snap.config.broker.url, "connected": snap.broker_connected,
-                       "messages": dict(snap.broker_messages)},
+                       "messages": dict(snap.broker_messages), "prefetch": snap.prefetch},
             "queues": snap.names.as_dict(),
             **self._counts(snap),
             "tasks_outstanding": snap.tasks_outstanding,
             "tasks_completed": snap.tasks_completed,
             "interchange_restarts": snap.interchange_restarts,
             "managers_replaced": snap.managers_replaced,
+            "internal_errors": snap.internal_errors,
             "pids": {"endpoint": os.getpid(), "interchange": pids.get("interchange"),
                      "managers": pids.get("managers", [])},
             "started_at": self.started_at,

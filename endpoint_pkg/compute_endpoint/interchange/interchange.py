@@ -144,7 +144,9 @@ class Interchange:
             try:
                 handler(frames[0], unpack_any(frames[1]), frames[2:], key)
             except (ProtocolError, IndexError) as exc:
-                log.error("dropped a malformed message from %r: %s", frames[0], exc)
+                self.manager_keys.refuse(frames[0].decode(errors="replace"), f"a malformed message: {exc}")
+            except Exception:  # a case the checks missed: one peer's message must not stop every manager's tasks
+                log.exception("internal error handling a message from %r; dropped it", frames[0])
 
     # --- endpoint side -------------------------------------------------------
 
@@ -155,7 +157,11 @@ class Interchange:
             return
         if isinstance(msg, TaskBatch):
             for data in extra:
-                task = Task.peek(data)
+                try:
+                    task = Task.peek(data)
+                except ProtocolError as exc:  # (the daemon sends only tasks it could read)
+                    log.error("dropped a malformed task from the endpoint: %s", exc)
+                    continue
                 self.scheduler.submit(task.task_id, data, task.container_type)
             self.status_dirty = True
         elif isinstance(msg, Control):
@@ -269,7 +275,11 @@ class Interchange:
             return
         forward, acked = [], []
         for data in frames:
-            result = Result.peek(data)
+            try:
+                result = Result.peek(data)
+            except ProtocolError as exc:  # only this one: the others in the batch are someone's results
+                self.manager_keys.refuse(manager_id, f"a malformed result: {exc}")
+                continue
             acked.append(result.task_id)
             if result.task_id not in record.tasks:
                 self.manager_keys.refuse(manager_id, f"a result for task {result.task_id}, which it does not hold")

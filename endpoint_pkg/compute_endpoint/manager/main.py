@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from ..addresses import is_loopback
 from ..errors import EndpointError
-from ..logs import setup_logging
-from ..paths import EndpointDir, create_private
+from ..logs import logs_to_file, setup_logging
+from ..paths import EndpointDir
 from ..procs import die_with_parent
 from ..readiness import Readiness
 from .manager import Manager, install_signal_handlers
@@ -31,11 +31,8 @@ def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> 
     setup_logging(settings.log_file, settings.log_level)
     if settings.parent_pid:
         die_with_parent(settings.parent_pid, signal.SIGTERM)
-    log_file = settings.log_file
-    # (lives as long as we do)
-    worker_output = open(create_private(log_file), "ab", buffering=0) if log_file else None  # noqa: SIM115
     try:
-        manager = Manager(settings, worker_env or dict(os.environ), worker_output, Readiness())
+        manager = Manager(settings, worker_env or dict(os.environ), logs_to_file(settings.log_file), Readiness())
     except EndpointError as exc:
         log.error("%s", exc)
         print(f"manager: {exc}", file=sys.stderr)

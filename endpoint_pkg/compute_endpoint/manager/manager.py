@@ -19,13 +19,13 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import BinaryIO
 
 import zmq
 
 from .. import __version__
 from ..curve import MANAGER, KeyStore, fingerprint
 from ..errors import EndpointError
+from ..limits import effective_walltime
 from ..protocol import (
     Control,
     ControlAction,
@@ -39,11 +39,13 @@ from ..protocol import (
     TaskBatch,
     unpack_any,
 )
+from ..protocol.broker_names import reply_key_owner
 from ..readiness import Readiness
 from ..zmq_sockets import make_socket
 from .link_watch import LinkWatch
 from .settings import ManagerSettings
-from .worker_pool import WorkerPool
+from .worker_output import WorkerOutput
+from .worker_pool import PoolOptions, WorkerHandle, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ TICK = 0.05  # seconds between timer checks (walltimes, heartbeats, watchdog)
 
 class Manager:
     def __init__(self, settings: ManagerSettings, worker_env: dict[str, str] | None = None,
-                 worker_output: BinaryIO | None = None, readiness: Readiness | None = None):
+                 capture_output: bool = False, readiness: Readiness | None = None):
         self.settings = settings
         self.readiness = readiness
         self.id = settings.manager_id
@@ -65,9 +67,13 @@ class Manager:
         if settings.interchange.startswith("tcp://"):
             public_key = secure_client(self.sock, settings.keys_dir)
             self.link_watch = LinkWatch(self.sock, settings.interchange, public_key)
-        self.pool = WorkerPool(settings.workers, self.id, settings.max_result_bytes, worker_env, worker_output,
-                               settings.plain_arguments)
-        self.pending: deque[tuple[str, bytes, float | None]] = deque()
+        # Workers' prints go through the manager's log when it writes to a file (else to the journal, as its own).
+        self.output = WorkerOutput() if capture_output else None
+        self.pool = WorkerPool(settings.workers, self.id, PoolOptions(
+            settings.max_result_bytes, worker_env, self.output.write_fd if self.output else None,
+            settings.plain_arguments, settings.limits()))
+        # (task id, packed task, walltime, submitter): waiting for a worker
+        self.pending: deque[tuple[str, bytes, float | None, str]] = deque()
         self.known: set[str] = set()
         self.unacked: dict[str, tuple[bytes, float]] = {}
         self.last_batch = 0
@@ -91,6 +97,8 @@ class Manager:
         poller.register(self.sock, zmq.POLLIN)
         if self.link_watch is not None:
             poller.register(self.link_watch.monitor, zmq.POLLIN)
+        if self.output is not None:
+            poller.register(self.output.read_fd, zmq.POLLIN)
         watched: set[int] = set()
         generation = -1
         log.info("manager %s connected to %s with %d workers", self.id, self.settings.interchange,
@@ -105,8 +113,10 @@ class Manager:
                 self._drain_interchange()
             if self.link_watch is not None and self.link_watch.monitor in events:
                 self.link_watch.on_events()
+            if self.output is not None and self.output.read_fd in events:
+                self.output.on_readable()
             results = []
-            for fd in [fd for fd in events if isinstance(fd, int)]:
+            for fd in [fd for fd in events if isinstance(fd, int) and fd in self.pool.workers]:
                 results.extend(self.pool.on_readable(fd))
             if results:
                 self._send_results(results)
@@ -128,6 +138,9 @@ class Manager:
 
     def shutdown(self) -> None:
         self.pool.stop()
+        if self.output is not None:
+            self.output.on_readable()  # the last words of the workers
+            self.output.close()
         if self.link_watch is not None:
             self.link_watch.close()
         self.sock.close(linger=500)  # let a last "bye" or result reach the interchange
@@ -170,6 +183,8 @@ class Manager:
                 self._handle(unpack_any(frames[0]), frames[1:])
             except ProtocolError as exc:
                 log.error("dropped a malformed message from the interchange: %s", exc)
+            except Exception:  # a bug in handling one message must not end the manager and the tasks it holds
+                log.exception("internal error handling a message from the interchange; carrying on")
 
     def _handle(self, msg: Message, extra_frames: list[bytes]) -> None:
         if isinstance(msg, TaskBatch):
@@ -205,7 +220,9 @@ class Manager:
         if task.task_id in self.known:
             return  # a resend of a task we already hold
         self.known.add(task.task_id)
-        self.pending.append((task.task_id, frame, task.walltime or self.settings.walltime))
+        walltime = effective_walltime(task.walltime, self.settings.walltime)  # the operator's is a ceiling
+        # The endpoint took it only with a reply_to of its sender's own: that names the submitter.
+        self.pending.append((task.task_id, frame, walltime, reply_key_owner(task.reply_to) or ""))
 
     def _send_results(self, results: list[tuple[str, bytes]]) -> None:
         now = time.monotonic()
@@ -236,11 +253,24 @@ class Manager:
     def _dispatch(self) -> None:
         if not self.pending:
             return
-        for worker in self.pool.idle():
-            if not self.pending:
-                break
-            task_id, data, walltime = self.pending.popleft()
+        idle = self.pool.idle()
+        while self.pending and idle:
+            task_id, data, walltime, submitter = self.pending.popleft()
+            worker = self._worker_for(submitter, idle)
+            idle.remove(worker)
+            if self.settings.isolate_submitters and worker.submitter not in (None, submitter):
+                worker = self.pool.recycle(worker)  # it ran someone else's code: a fresh process instead
+            worker.submitter = submitter
             self.pool.assign(worker, task_id, data, walltime)
+
+    def _worker_for(self, submitter: str, idle: list[WorkerHandle]) -> WorkerHandle:
+        """With isolate_submitters: a worker that ran this submitter's tasks, else a fresh one, else any."""
+        if self.settings.isolate_submitters:
+            for wanted in (submitter, None):
+                for worker in idle:
+                    if worker.submitter == wanted:
+                        return worker
+        return idle[0]
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -251,7 +281,7 @@ class Manager:
             self.readiness.tick()
         if self.link_watch is not None and self.link_watch.reconnect_due(now):
             self.register()
-        self.pool.check_walltimes()
+        self.pool.check_limits()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period
             self._send(Heartbeat(sender=self.id, known_tasks=sorted(self.known), last_batch=self.last_batch,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cmdline import CommandLine, option
+from ..limits import WorkerLimits
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:  # a manager process needs no config machinery, only what its command line says
@@ -35,6 +36,10 @@ class ManagerSettings(CommandLine):
     walltime: float | None = option(None, help="default per-task walltime in seconds")
     max_result_bytes: int = option(DEFAULT_MAX_PAYLOAD_BYTES, help="largest result a worker may return")
     plain_arguments: bool = option(False, help="workers load arguments as plain data only (with allowed_functions)")
+    memory_limit: int = option(0, help="bytes of address space per worker (0: unlimited)")
+    process_limit: int = option(0, help="processes the workers' user may have (0: unlimited)")
+    cpu_limit: float = option(0.0, help="CPU seconds per task (0: unlimited)")
+    isolate_submitters: bool = option(False, help="a worker runs the tasks of one submitter only")
     parent_pid: int = option(0, help="exit when this process dies")
     log_file: Path | None = option(None, help="log to this file (default: stderr)")
     log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
@@ -43,15 +48,21 @@ class ManagerSettings(CommandLine):
         if not self.manager_id:
             self.manager_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
+    def limits(self) -> WorkerLimits:
+        return WorkerLimits(self.memory_limit or None, self.process_limit or None, self.cpu_limit or None)
+
     @classmethod
     def from_config(cls, config: "Config", interchange: str, manager_id: str, *, keys_dir: Path | None = None,
                     parent_pid: int = 0, log_file: Path | None = None) -> "ManagerSettings":
         engine = config.engine
+        limits = engine.worker_limits.limits()
         return cls(interchange=interchange, keys_dir=keys_dir, workers=engine.max_workers_per_node,
                    manager_id=manager_id,
                    prefetch=engine.prefetch_capacity or 0, heartbeat_period=engine.heartbeat_period,
                    heartbeat_threshold=engine.heartbeat_threshold, walltime=engine.task_walltime,
                    max_result_bytes=config.max_payload_bytes,
-                   plain_arguments=config.allowed_functions is not None, parent_pid=parent_pid, log_file=log_file,
+                   plain_arguments=config.allowed_functions is not None, memory_limit=limits.memory_bytes or 0,
+                   process_limit=limits.processes or 0, cpu_limit=limits.cpu_seconds or 0.0,
+                   isolate_submitters=config.isolate_submitters, parent_pid=parent_pid, log_file=log_file,
                    log_level=config.log_level)
 

@@ -1,9 +1,12 @@
 """The manager's pool of worker processes: start, feed, watch, replace.
 
-Each worker is a child process connected by a stream socket. A worker that
-dies (segfault, ``os._exit``, OOM kill) is noticed by end-of-stream on that
-socket; its task gets an error result and a fresh worker takes its place. A
-task over its walltime has its worker killed.
+Each worker is a child process connected by a stream socket, and the leader
+of its own process group, so that whatever a task starts goes with it. A
+worker that dies (segfault, ``os._exit``, OOM kill) is noticed by
+end-of-stream on that socket; its task gets an error result and a fresh
+worker takes its place. A worker is killed, with its whole group, when its
+task runs over its walltime or its CPU time limit, or when it sends anything
+but its task's result: the task fails with a result that says which.
 """
 
 import logging
@@ -13,14 +16,17 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
+from ..limits import WorkerLimits, cpu_seconds
 from ..procs import describe_exit, terminate
-from ..protocol import ErrorKind, Result
-from ..protocol.worker_stream import FrameReader, write_frame
+from ..protocol import ErrorKind, ProtocolError, Result
+from ..protocol.codec import MAX_HEADER_BYTES
+from ..protocol.worker_stream import FrameReader, FrameTooLarge, write_frame
 from ..worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+
+CPU_CHECK_PERIOD = 1.0  # seconds between reads of busy workers' CPU time
 
 
 @dataclass
@@ -29,6 +35,16 @@ class RunningTask:
     started: float
     deadline: float | None
     walltime: float | None
+    cpu_at_start: float = 0.0
+
+
+@dataclass
+class Failure:
+    """Why the manager killed a worker: the result its task gets once the worker is gone."""
+
+    kind: ErrorKind
+    error_type: str
+    message: str
 
 
 @dataclass
@@ -38,7 +54,8 @@ class WorkerHandle:
     sock: socket.socket
     reader: FrameReader = field(default_factory=FrameReader)
     task: RunningTask | None = None
-    killed_for_walltime: bool = False
+    failure: Failure | None = None  # set when the manager kills it
+    submitter: str | None = None  # whose tasks it has run (with isolate_submitters)
 
     @property
     def pid(self) -> int:
@@ -48,17 +65,26 @@ class WorkerHandle:
         return self.sock.fileno()
 
 
+@dataclass
+class PoolOptions:
+    max_result_bytes: int
+    env: dict[str, str] | None = None
+    output_fd: int | None = None  # the workers' stdout and stderr (None: the manager's own)
+    plain_arguments: bool = False
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+
+
 class WorkerPool:
-    def __init__(self, size: int, manager_id: str, max_result_bytes: int, env: dict[str, str] | None = None,
-                 stdout: BinaryIO | None = None, plain_arguments: bool = False):
+    def __init__(self, size: int, manager_id: str, options: PoolOptions):
         self.size = size
         self.manager_id = manager_id
-        self.max_result_bytes = max_result_bytes
-        self.plain_arguments = plain_arguments
-        self.env = env
-        self.stdout = stdout
+        self.options = options
+        self.limits = options.limits
+        # A result frame is its header and the result: a worker announcing more is cut off before it is read.
+        self.max_frame = options.max_result_bytes + MAX_HEADER_BYTES + 64
         self.workers: dict[int, WorkerHandle] = {}  # keyed by socket fd
         self._next_index = 0
+        self._next_cpu_check = 0.0
         self.replaced = 0
         self.generation = 0  # changes whenever the set of workers does
 
@@ -69,14 +95,17 @@ class WorkerPool:
             self._spawn()
 
     def _spawn(self) -> WorkerHandle:
+        opts = self.options
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        settings = WorkerSettings(fd=theirs.fileno(), parent_pid=os.getpid(),
-                                  max_result_bytes=self.max_result_bytes, manager_id=self.manager_id,
-                                  plain_arguments=self.plain_arguments)
-        process = subprocess.Popen(settings.command(), pass_fds=(theirs.fileno(),), env=self.env,
-                                   stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stdout)
+        settings = WorkerSettings(fd=theirs.fileno(), parent_pid=os.getpid(), max_result_bytes=opts.max_result_bytes,
+                                  manager_id=self.manager_id, plain_arguments=opts.plain_arguments,
+                                  memory_limit=self.limits.memory_bytes or 0,
+                                  process_limit=self.limits.processes or 0)
+        process = subprocess.Popen(settings.command(), pass_fds=(theirs.fileno(),), env=opts.env,
+                                   stdin=subprocess.DEVNULL, stdout=opts.output_fd, stderr=opts.output_fd,
+                                   start_new_session=True)
         theirs.close()
-        handle = WorkerHandle(self._next_index, process, mine)
+        handle = WorkerHandle(self._next_index, process, mine, FrameReader(self.max_frame))
         self._next_index += 1
         self.workers[mine.fileno()] = handle
         self.generation += 1
@@ -87,16 +116,29 @@ class WorkerPool:
         for handle in self.workers.values():
             handle.sock.close()
         terminate([handle.process for handle in self.workers.values()], timeout)
+        for handle in self.workers.values():
+            _kill_group(handle.pid)
         self.workers.clear()
+
+    def recycle(self, worker: WorkerHandle) -> WorkerHandle:
+        """Replace an idle worker with a fresh process (another submitter's tasks must not share it)."""
+        del self.workers[worker.sock.fileno()]
+        worker.sock.close()
+        _kill_group(worker.pid)
+        worker.process.wait()
+        self.replaced += 1
+        return self._spawn()
 
     # --- work ----------------------------------------------------------------
 
     def idle(self) -> list[WorkerHandle]:
-        return [w for w in self.workers.values() if w.task is None]
+        return [w for w in self.workers.values() if w.task is None and w.failure is None]
 
     def assign(self, worker: WorkerHandle, task_id: str, task_bytes: bytes, walltime: float | None) -> None:
         now = time.monotonic()
         worker.task = RunningTask(task_id, now, now + walltime if walltime else None, walltime)
+        if self.limits.cpu_seconds:
+            worker.task.cpu_at_start = cpu_seconds(worker.pid) or 0.0
         try:
             write_frame(worker.sock, task_bytes)
         except OSError:
@@ -107,8 +149,8 @@ class WorkerPool:
     def on_readable(self, fd: int) -> list[tuple[str, bytes]]:
         """Read from one worker: (task id, packed result) pairs, including death reports.
 
-        A worker runs one task at a time, so whatever it sends is the result of its
-        current task: it is passed on as it came, without decoding it here.
+        A worker runs one task at a time, so the one frame it may send is its
+        current task's result, passed on as it came once its header says so.
         """
         worker = self.workers.get(fd)
         if worker is None:
@@ -119,31 +161,65 @@ class WorkerPool:
             data = b""
         if not data:
             return self._on_worker_exit(worker)
+        if worker.failure is not None:
+            return []  # killed already: only its end-of-stream matters now
+        try:
+            frames = worker.reader.feed(data)
+        except FrameTooLarge as exc:
+            self._kill(worker, Failure(ErrorKind.PAYLOAD_TOO_LARGE, "PayloadTooLarge",
+                                       f"the worker began sending {exc.length / 2**20:.1f} MiB for this task, over the "
+                                       f"endpoint's limit of {self.options.max_result_bytes / 2**20:.1f} MiB "
+                                       "(max_payload_bytes); it was stopped and replaced"))
+            return []
         results = []
-        for frame in worker.reader.feed(data):
-            if worker.task is None:
-                log.error("worker %d (pid %d) sent %d bytes while running no task; ignored them", worker.index,
-                          worker.pid, len(frame))
-                continue
+        for frame in frames:
+            result, problem = _read_result(frame, worker.task)
+            if result is None or worker.task is None:
+                self._kill(worker, Failure(ErrorKind.WORKER_PROTOCOL, "WorkerProtocolError",
+                                           f"the task wrote to its worker's private channel to the manager "
+                                           f"({problem}); the worker was replaced"))
+                break
             results.append((worker.task.task_id, frame))
             worker.task = None
+            if result.error_kind == ErrorKind.RESOURCE_LIMIT:  # it exits after this: no more tasks for it
+                worker.failure = Failure(ErrorKind.RESOURCE_LIMIT, "WorkerResourceError", "retiring")
         return results
 
-    def check_walltimes(self) -> None:
-        """Kill workers whose task ran over its walltime; their exit is reported by on_readable."""
+    def check_limits(self) -> None:
+        """Kill workers whose task ran over its walltime or CPU time; on_readable reports their exit."""
         now = time.monotonic()
-        for worker in self.workers.values():
+        check_cpu = bool(self.limits.cpu_seconds) and now >= self._next_cpu_check
+        if check_cpu:
+            self._next_cpu_check = now + CPU_CHECK_PERIOD
+        for worker in list(self.workers.values()):
             task = worker.task
-            if task and task.deadline and now > task.deadline and not worker.killed_for_walltime:
-                log.warning("task %s exceeded its walltime of %ss; killing worker pid %d",
+            if task is None or worker.failure is not None:
+                continue
+            if task.deadline and now > task.deadline:
+                log.warning("task %s exceeded its walltime of %ss; killing worker pid %d and what it started",
                             task.task_id, task.walltime, worker.pid)
-                worker.killed_for_walltime = True
-                _kill(worker.process, signal.SIGKILL)
+                self._kill(worker, Failure(ErrorKind.WALLTIME_EXCEEDED, "TaskWalltimeExceeded",
+                                           f"the task ran longer than its walltime of {task.walltime:g}s and was "
+                                           "killed, with every process it started"))
+            elif check_cpu and (cpu_seconds(worker.pid) or 0.0) - task.cpu_at_start > (self.limits.cpu_seconds or 0):
+                log.warning("task %s used more than %ss of CPU time; killing worker pid %d", task.task_id,
+                            self.limits.cpu_seconds, worker.pid)
+                self._kill(worker, Failure(ErrorKind.RESOURCE_LIMIT, "WorkerResourceError",
+                                           self.limits.cpu_message()))
+
+    def _kill(self, worker: WorkerHandle, failure: Failure) -> None:
+        if worker.task is None:
+            log.error("worker %d (pid %d), running no task: %s", worker.index, worker.pid, failure.message)
+        worker.failure = failure
+        _kill_group(worker.pid)
 
     def _on_worker_exit(self, worker: WorkerHandle) -> list[tuple[str, bytes]]:
         del self.workers[worker.sock.fileno()]
         self.generation += 1
         worker.sock.close()
+        # Whatever its tasks left running goes too; and a task that only closed the socket does not keep the worker
+        # alive. (Before the wait: until then its pid, which names the group, cannot be reused.)
+        _kill_group(worker.pid)
         code = worker.process.wait()
         self.replaced += 1
         replacement = self._spawn()
@@ -152,21 +228,29 @@ class WorkerPool:
         task = worker.task
         if task is None:
             return []
-        if worker.killed_for_walltime:
-            failure = Result.failure(task.task_id, ErrorKind.WALLTIME_EXCEEDED,
-                                     f"the task ran longer than its walltime of {task.walltime:g}s and was killed",
-                                     error_type="TaskWalltimeExceeded", manager=self.manager_id,
-                                     worker_pid=worker.pid, finished_at=time.time())
-        else:
-            failure = Result.failure(task.task_id, ErrorKind.WORKER_DIED,
-                                     f"the worker process running this task died ({describe_exit(code)})",
-                                     error_type="WorkerDied", manager=self.manager_id, worker_pid=worker.pid,
-                                     finished_at=time.time())
-        return [(task.task_id, failure.pack())]
+        failure = worker.failure or Failure(ErrorKind.WORKER_DIED, "WorkerDied",
+                                            f"the worker process running this task died ({describe_exit(code)})")
+        result = Result.failure(task.task_id, failure.kind, failure.message, error_type=failure.error_type,
+                                manager=self.manager_id, worker_pid=worker.pid, finished_at=time.time())
+        return [(task.task_id, result.pack())]
 
 
-def _kill(process: subprocess.Popen, sig: int) -> None:
+def _read_result(frame: bytes, task: RunningTask | None) -> tuple[Result | None, str]:
+    """The frame's result header if it is the result of the task the worker runs, else (None, why not)."""
+    if task is None:
+        return None, "it sent a message while running no task"
     try:
-        process.send_signal(sig)
-    except ProcessLookupError:
+        result = Result.peek(frame)
+    except ProtocolError as exc:
+        return None, f"it sent something that is not a result: {exc}"
+    if result.task_id != task.task_id:
+        return None, f"it sent a result for task {result.task_id[:60]!r}, not for its own"
+    return result, ""
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a worker's process group: the worker and every process its tasks started that stayed in it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         pass

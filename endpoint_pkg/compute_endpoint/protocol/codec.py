@@ -11,6 +11,7 @@ ever deserialize.
 """
 
 import json
+import math
 import struct
 
 MAGIC = b"CE"
@@ -32,7 +33,8 @@ class ProtocolError(ValueError):
 
 
 def encode(kind: int, header: dict, payload: bytes = b"") -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode()
+    """Pack a message; a NaN or infinite number in the header raises ValueError (no peer would take it)."""
+    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
     return _PREFIX.pack(MAGIC, PROTOCOL_VERSION, kind, len(head)) + head + payload
 
 
@@ -61,7 +63,7 @@ def decode_header(data: bytes) -> tuple[int, dict, int]:
     if len(data) < end:
         raise ProtocolError("truncated", f"header claims {head_len} bytes but only {len(data) - _PREFIX.size} follow")
     try:
-        header = json.loads(bytes(data[_PREFIX.size:end]))
+        header = json.loads(bytes(data[_PREFIX.size:end]), parse_constant=_not_a_number, parse_float=_finite)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError("bad-header", f"header is not valid JSON: {exc}") from None
     except RecursionError:
@@ -69,6 +71,18 @@ def decode_header(data: bytes) -> tuple[int, dict, int]:
     if not isinstance(header, dict):
         raise ProtocolError("bad-header", f"header must be a JSON object, got {type(header).__name__}")
     return kind, header, end
+
+
+def _not_a_number(name: str) -> float:
+    # Python's json takes NaN and Infinity, which disable any limit compared with them (now > NaN is never true).
+    raise ValueError(f"{name} is not a number this protocol accepts")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as infinity
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
 
 
 def kind_of(data: bytes) -> int:

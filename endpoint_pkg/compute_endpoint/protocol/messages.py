@@ -5,6 +5,11 @@ and call ``pack()``; decode with ``unpack()`` (one known class) or
 ``unpack_any()`` (dispatch on the kind byte). Unpacking checks every header
 field's presence and type (list items and enum values included) and names
 the first that is wrong.
+
+A list that grows with the work a component holds (the task ids a manager
+declares, the results it is acknowledged for) is declared ``in_payload()``:
+it travels as the message's payload, a JSON array, not in the header, whose
+size is capped (about 1,700 task ids would fill it).
 """
 
 import dataclasses
@@ -32,12 +37,18 @@ class HeaderField(NamedTuple):
 Schema = tuple[HeaderField, ...]
 
 
+def in_payload() -> Any:
+    """Declare a ``list[str]`` field that is carried as the payload (see the module's docstring)."""
+    return field(default_factory=list, metadata={"in_payload": True})
+
+
 class Message:
     """Base of all messages: a header of typed fields plus optional opaque payload."""
 
     __slots__ = ()
     KIND: ClassVar[int]
     _fields: ClassVar[Schema]
+    _payload_list: ClassVar[str | None]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -51,6 +62,9 @@ class Message:
         return {f.name: getattr(self, f.name) for f in self._schema()}
 
     def pack(self) -> bytes:
+        self._schema()
+        if self._payload_list is not None:
+            return encode(self.KIND, self.header(), json.dumps(getattr(self, self._payload_list)).encode())
         return encode(self.KIND, self.header(), getattr(self, "payload", b""))
 
     @classmethod
@@ -81,19 +95,24 @@ class Message:
                 raise ProtocolError("bad-field", f"{cls.__name__} field '{f.name}' must be "
                                                  f"{_type_name(f.expected)}, got {_describe(value, f.expected)}")
             values[f.name] = f.members.get(value, value) if f.members is not None and value is not None else value
-        if "payload" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+        if cls._payload_list is not None:
+            values[cls._payload_list] = _id_list(cls.__name__, cls._payload_list, payload)
+        elif "payload" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
             values["payload"] = payload
         return cls(**values)
 
     @classmethod
     def _schema(cls) -> Schema:
         if "_fields" not in cls.__dict__:  # computed once per class
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            in_payload = [f.name for f in fields if f.metadata.get("in_payload")]
+            cls._payload_list = in_payload[0] if in_payload else None
             cls._fields = tuple(
                 HeaderField(f.name, f.type,
                             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
                             _plain_types(f.type), _members(f.type))
-                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                if f.name != "payload"
+                for f in fields
+                if f.name != "payload" and f.name not in in_payload
             )
         return cls._fields
 
@@ -152,6 +171,16 @@ def _describe(value: Any, expected: Any) -> str:
         odd = next(item for item in value if not _is_instance(item, item_type))
         return f"a list holding {_describe(odd, item_type)}"
     return type(value).__name__
+
+
+def _id_list(message: str, name: str, payload: bytes) -> list[str]:
+    try:
+        ids = json.loads(payload) if payload else []
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ProtocolError("bad-payload", f"{message} field '{name}' (its payload) is not a JSON array") from None
+    if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
+        raise ProtocolError("bad-field", f"{message} field '{name}' must be a list of strings")
+    return ids
 
 
 def unpack_any(data: bytes) -> "Message":
@@ -279,7 +308,7 @@ class ManagerRegistration(Message):
     prefetch: int = 0
     container_types: list[str] = field(default_factory=lambda: ["RAW"])
     warm_containers: list[str] = field(default_factory=list)
-    known_tasks: list[str] = field(default_factory=list)
+    known_tasks: list[str] = in_payload()
     last_batch: int = 0
     version: str = ""
     plain_arguments: bool = False  # its workers load task arguments as plain data only (allowed_functions)
@@ -299,7 +328,7 @@ class Heartbeat(Message):
     KIND: ClassVar[int] = 11
     sender: str
     incarnation: str = ""
-    known_tasks: list[str] = field(default_factory=list)
+    known_tasks: list[str] = in_payload()
     last_batch: int = 0
     idle_workers: int = 0
     warm_containers: list[str] = field(default_factory=list)
@@ -326,7 +355,7 @@ class ResultAck(Message):
     """The interchange has taken these results; the manager may forget them."""
 
     KIND: ClassVar[int] = 14
-    task_ids: list[str]
+    task_ids: list[str] = in_payload()
 
 
 @dataclass(slots=True)

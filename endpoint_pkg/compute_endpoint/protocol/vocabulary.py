@@ -50,3 +50,8 @@ class ErrorKind(StrEnum):
     SERIALIZATION = "serialization"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     FUNCTION_NOT_ALLOWED = "function_not_allowed"
+    INVALID_TASK = "invalid_task"  # well-formed, but asks for what the endpoint does not do (a walltime of 0)
+    RESOURCE_LIMIT = "resource_limit"  # over its worker's memory, process or CPU time limit
+    WORKER_PROTOCOL = "worker_protocol"  # the task wrote to its worker's channel to the manager
+    DEADLINE_EXCEEDED = "deadline_exceeded"  # no result long past its walltime: lost inside the endpoint
+    UNDELIVERABLE = "undeliverable"  # the broker refused the result itself (larger than it accepts)

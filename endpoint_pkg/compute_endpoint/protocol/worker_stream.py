@@ -36,17 +36,31 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
     return bytes(chunks)
 
 
-class FrameReader:
-    """Incremental decoder for a non-blocking reader: feed bytes, get whole frames."""
+class FrameTooLarge(ValueError):
+    def __init__(self, length: int, limit: int):
+        super().__init__(f"a frame of {length} bytes announced, over the limit of {limit}")
+        self.length = length
 
-    def __init__(self) -> None:
+
+class FrameReader:
+    """Incremental decoder for a non-blocking reader: feed bytes, get whole frames.
+
+    A frame announcing more than ``max_frame`` bytes raises FrameTooLarge before
+    any of it is buffered: the reader is the manager, the writer a worker that
+    runs whatever a task says.
+    """
+
+    def __init__(self, max_frame: int = 2**32 - 1) -> None:
         self._buffer = bytearray()
+        self.max_frame = max_frame
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
         frames = []
         while len(self._buffer) >= _LENGTH.size:
             (length,) = _LENGTH.unpack_from(self._buffer)
+            if length > self.max_frame:
+                raise FrameTooLarge(length, self.max_frame)
             end = _LENGTH.size + length
             if len(self._buffer) < end:
                 break

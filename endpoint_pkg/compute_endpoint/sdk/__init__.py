@@ -6,20 +6,26 @@
 from .client import Client
 from .errors import (
     BrokerUnavailableError,
+    InvalidTaskError,
     ManagerLostError,
     PayloadTooLargeError,
     RemoteExecutionError,
+    ResultUndeliverableError,
     SDKError,
+    TaskDeadlineError,
     TaskFailed,
     TaskSerializationError,
     TaskTimeoutError,
     UnknownEndpointError,
     WorkerDiedError,
+    WorkerProtocolError,
+    WorkerResourceError,
 )
 from .executor import Executor
 
 __all__ = [
-    "BrokerUnavailableError", "Client", "Executor", "ManagerLostError", "PayloadTooLargeError",
-    "RemoteExecutionError", "SDKError", "TaskFailed", "TaskSerializationError", "TaskTimeoutError",
-    "UnknownEndpointError", "WorkerDiedError",
+    "BrokerUnavailableError", "Client", "Executor", "InvalidTaskError", "ManagerLostError", "PayloadTooLargeError",
+    "RemoteExecutionError", "ResultUndeliverableError", "SDKError", "TaskDeadlineError", "TaskFailed",
+    "TaskSerializationError", "TaskTimeoutError", "UnknownEndpointError", "WorkerDiedError", "WorkerProtocolError",
+    "WorkerResourceError",
 ]

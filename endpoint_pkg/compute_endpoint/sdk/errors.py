@@ -48,6 +48,26 @@ class PayloadTooLargeError(TaskFailed):
     pass
 
 
+class InvalidTaskError(TaskFailed):
+    """The endpoint refused the task as it was sent (for example a walltime of 0); the message says why."""
+
+
+class WorkerResourceError(TaskFailed):
+    """The task went over one of its worker's limits (memory, processes, CPU time); the message names it."""
+
+
+class WorkerProtocolError(TaskFailed):
+    """The task wrote something to its worker's private channel to the manager; the worker was replaced."""
+
+
+class TaskDeadlineError(TaskFailed):
+    """The endpoint had no result for the task long after its walltime, and gave up on it."""
+
+
+class ResultUndeliverableError(TaskFailed):
+    """The task ran, but the broker refused to carry its result (typically larger than it accepts)."""
+
+
 class RemoteExecutionError(Exception):
     """The remote function raised an exception that cannot be rebuilt here.
 
@@ -68,6 +88,11 @@ _SYSTEM_ERRORS: dict[str, type[TaskFailed]] = {
     ErrorKind.MANAGER_LOST: ManagerLostError,
     ErrorKind.SERIALIZATION: TaskSerializationError,
     ErrorKind.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
+    ErrorKind.INVALID_TASK: InvalidTaskError,
+    ErrorKind.RESOURCE_LIMIT: WorkerResourceError,
+    ErrorKind.WORKER_PROTOCOL: WorkerProtocolError,
+    ErrorKind.DEADLINE_EXCEEDED: TaskDeadlineError,
+    ErrorKind.UNDELIVERABLE: ResultUndeliverableError,
 }
 
 

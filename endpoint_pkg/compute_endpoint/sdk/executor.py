@@ -12,6 +12,7 @@ traceback. Results that arrive twice (after a redelivery) are dropped.
 """
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -48,8 +49,9 @@ class Executor(_BaseExecutor):
         """Connect to the broker and check the endpoint exists.
 
         ``walltime``: seconds each task submitted from now on may run before it is
-        killed (the endpoint's ``engine.task_walltime`` applies when unset); may be
-        changed later through the ``walltime`` attribute.
+        killed; the endpoint's ``engine.task_walltime`` applies when unset, and is
+        the most any task gets when set. May be changed later through the
+        ``walltime`` attribute; it must be a finite number above 0.
         """
         self.endpoint_id = str(endpoint_id)
         self.identity = sdk_identity(client_id, client_secret)
@@ -81,6 +83,17 @@ class Executor(_BaseExecutor):
                                          f"(gave up after {timeout:g}s)")
         if self._session.fatal_error:
             raise SDKError(self._session.fatal_error)
+
+    @property
+    def walltime(self) -> float | None:
+        return self._walltime
+
+    @walltime.setter
+    def walltime(self, value: float | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise ValueError(f"walltime must be a finite number of seconds above 0, or None; got {value!r}")
+        self._walltime = None if value is None else float(value)
 
     # --- concurrent.futures.Executor -----------------------------------------
 

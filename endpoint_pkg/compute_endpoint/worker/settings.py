@@ -16,3 +16,5 @@ class WorkerSettings(CommandLine):
     max_result_bytes: int = option(DEFAULT_MAX_PAYLOAD_BYTES, help="largest result to return")
     manager_id: str = option("", help="recorded in each result")
     plain_arguments: bool = option(False, help="load arguments as plain data only (set with allowed_functions)")
+    memory_limit: int = option(0, help="bytes of address space for this worker and what it starts (0: unlimited)")
+    process_limit: int = option(0, help="processes this worker's user may have (0: unlimited)")

@@ -5,6 +5,7 @@ a stream socket inherited as a file descriptor, so the user function's own
 stdout and stderr stay free for its prints.
 """
 
+import errno
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import serialize
+from ..limits import WorkerLimits
 from ..procs import die_with_parent
 from ..protocol import ErrorKind, Result, Task
 from ..protocol.worker_stream import read_frame, write_frame
@@ -43,7 +45,7 @@ class FunctionCache:
 
 
 def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id: str = "",
-            plain_arguments: bool = False) -> Result:
+            plain_arguments: bool = False, limits: WorkerLimits | None = None) -> Result:
     """Run one task. The function's hash is checked against its bytes before anything is unpickled.
 
     That hash is what ``allowed_functions`` lists and what the cache is keyed
@@ -75,8 +77,23 @@ def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id:
     try:
         value = fn(*args, **kwargs)
     except BaseException as exc:  # even sys.exit() in user code is reported, not obeyed
+        over_limit = _limit_reached(exc, limits or WorkerLimits())
+        if over_limit:
+            return Result.failure(error_kind=ErrorKind.RESOURCE_LIMIT, error_type="WorkerResourceError",
+                                  message=over_limit, finished_at=time.time(), **common)
         return _exception_result(exc, common)
     return _value_result(value, common, max_result_bytes)
+
+
+def _limit_reached(exc: BaseException, limits: WorkerLimits) -> str | None:
+    """The limit an exception comes from, said in the operator's terms; None for the task's own errors."""
+    if isinstance(exc, MemoryError) and limits.memory_bytes:
+        return limits.memory_message()
+    if isinstance(exc, OSError) and exc.errno == errno.EAGAIN and limits.processes:
+        # What fork() says at the process limit (an unready non-blocking socket says it too, rarely left uncaught).
+        return (f"the task could not start another process ({exc}): its worker's user may have at most "
+                f"{limits.processes} (engine.worker_limits.processes)")
+    return None
 
 
 def _exception_result(exc: BaseException, common: dict[str, Any]) -> Result:
@@ -107,13 +124,16 @@ def _value_result(value: Any, common: dict[str, Any], max_result_bytes: int) -> 
 
 def serve(sock: socket.socket, settings: WorkerSettings) -> None:
     cache = FunctionCache()
+    limits = WorkerLimits(settings.memory_limit or None, settings.process_limit or None)
     while True:
         frame = read_frame(sock)
         if frame is None:
             return
         task = Task.unpack(frame)
-        result = execute(task, cache, settings.max_result_bytes, settings.manager_id, settings.plain_arguments)
+        result = execute(task, cache, settings.max_result_bytes, settings.manager_id, settings.plain_arguments, limits)
         write_frame(sock, result.pack())
+        if result.error_kind == ErrorKind.RESOURCE_LIMIT:
+            return  # a process that ran out of memory is not to be trusted with the next task: be replaced
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent(settings.parent_pid, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal goes to the endpoint, not to us
     sock = socket.socket(fileno=settings.fd)
+    WorkerLimits(settings.memory_limit or None, settings.process_limit or None).apply_to_this_process()
     try:
         serve(sock, settings)
     except (BrokenPipeError, ConnectionResetError):
