@@ -19,9 +19,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TextIO
+from typing import Any, TextIO
 
-from .config import Broker, ConfigError, load_config
+from .config import Broker, Config, ConfigError, load_config
 from .config.template import render_default_config
 from .credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
 from .endpoint.components import kill_leftovers
@@ -29,10 +29,10 @@ from .endpoint.lock import lock_is_held
 from .endpoint.main import DaemonSettings
 from .errors import EndpointError
 from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with_service, write_private
-from .procs import spawn, terminate
+from .procs import as_user, spawn, terminate
 from .protocol import CommandAction
 from .sdk.client import Client
-from .systemctl import Units, installed_units, start_units, stop_units, unit_state
+from .systemctl import Units, installed_units, owner_of, start_units, stop_units, unit_state
 
 Progress = Callable[[str], None]
 
@@ -119,9 +119,19 @@ def cleanup_stale(ep: EndpointDir) -> list[int]:
     return killed
 
 
+def owners_config(ep: EndpointDir, read: Callable[[Config], Any]) -> Any:
+    """``read(config)``, with a ``config.py`` run by the endpoint's owner: root acting for a user (``sudo -E``)
+    never runs the user's code with root's rights. ``read`` returns what JSON can carry."""
+    path = ep.config_file()
+    user = owner_of(ep)
+    if path.suffix == ".py" and os.geteuid() == 0 and user != "root":
+        return as_user(user, lambda: read(load_config(path)))
+    return read(load_config(path))
+
+
 def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60.0) -> dict:
     ep = home.existing(name)
-    load_config(ep.config_file())  # refuse a bad config here, with its file and line
+    owners_config(ep, lambda _config: None)  # refuse a bad config here, with its file and line
     units = installed_units(home, ep)
     if units:
         return _start_units(ep, units, progress)
@@ -235,7 +245,7 @@ def stop(home: EndpointHome, name: str, progress: Progress, timeout: float | Non
 
 def _stop_timeout(ep: EndpointDir) -> float:
     try:
-        return load_config(ep.config_file()).stop_timeout
+        return owners_config(ep, lambda config: config.stop_timeout)
     except EndpointError:
         return 10.0
 
@@ -281,9 +291,9 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
     if result["state"] != State.RUNNING.value:
         return result
     try:
-        config = load_config(ep.config_file())
+        url, tls_ca = owners_config(ep, lambda config: (config.broker.url, config.broker.tls_ca))
         identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
-        client = Client(config.broker.url, identity.client_id, identity.secret, config.broker.tls_ca)
+        client = Client(url, identity.client_id, identity.secret, tls_ca)
         reply = client.send_command(result["endpoint_id"], CommandAction.STATUS, timeout=timeout, owner=result["owner"])
     except EndpointError as exc:
         result["live_status_error"] = str(exc)
@@ -298,9 +308,9 @@ def delete(home: EndpointHome, name: str, progress: Progress, keep_queues: bool 
     note = ""
     if info.get("endpoint_id") and not keep_queues:
         try:
-            config = load_config(ep.config_file())
+            url, tls_ca = owners_config(ep, lambda config: (config.broker.url, config.broker.tls_ca))
             identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
-            client = Client(config.broker.url, identity.client_id, identity.secret, config.broker.tls_ca)
+            client = Client(url, identity.client_id, identity.secret, tls_ca)
             deleted = client.delete_endpoint_queues(info["endpoint_id"], info.get("owner"))
             note = f"; removed {len(deleted)} queues from the broker"
         except EndpointError as exc:

@@ -3,14 +3,17 @@
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
+import pwd
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import EndpointError
 from .paths import create_private
 
 _PR_SET_PDEATHSIG = 1
@@ -125,3 +128,34 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def as_user(user: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` in a child process that runs as ``user``; its JSON-able value, or its error re-raised.
+
+    For root acting on a user's behalf: a user's ``config.py`` is the user's
+    code, and runs with the user's rights, never root's.
+    """
+    entry = pwd.getpwnam(user)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to the user, compute, report, and leave without running any cleanup
+        os.close(read_end)
+        try:
+            os.initgroups(user, entry.pw_gid)
+            os.setresgid(entry.pw_gid, entry.pw_gid, entry.pw_gid)
+            os.setresuid(entry.pw_uid, entry.pw_uid, entry.pw_uid)
+            report = {"value": compute()}
+        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+            report = {"error": str(exc) or type(exc).__name__}
+        with os.fdopen(write_end, "w") as pipe:
+            json.dump(report, pipe)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    report = json.loads(text) if text else {"error": f"the process run as {user} died"}
+    if "error" in report:
+        raise EndpointError(report["error"])
+    return report["value"]

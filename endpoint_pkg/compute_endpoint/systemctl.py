@@ -129,6 +129,8 @@ ExecStart={python} -m compute_endpoint.endpoint {name}
 Restart=on-failure
 RestartSec=2
 WatchdogSec=60
+# The stop reaches the endpoint alone, which drains, then stops what it started.
+KillMode=mixed
 TimeoutStopSec={stop_timeout}
 
 NoNewPrivileges=yes

@@ -4,7 +4,7 @@
                      [--tasks N] [--seconds S] [--pace P] [--output FILE]
 
 The identity comes from COMPUTE_CLIENT_ID / COMPUTE_CLIENT_SECRET. Prints (and
-writes to --output) JSON: tasks, results, correct, hosts {hostname: count}.
+writes to --output) JSON: tasks, results, correct, hosts {hostname: count}, users (who the workers ran as).
 """
 
 import argparse
@@ -17,11 +17,12 @@ from compute_endpoint.sdk import Executor
 
 
 def where(index: int, seconds: float):
+    import getpass
     import socket
     import time
 
     time.sleep(seconds)
-    return index, socket.gethostname()
+    return index, socket.gethostname(), getpass.getuser()
 
 
 def main() -> int:
@@ -47,8 +48,9 @@ def main() -> int:
     report = {
         "tasks": args.tasks,
         "results": len(results),
-        "correct": [index for index, _ in results] == list(range(args.tasks)),
-        "hosts": dict(collections.Counter(host for _, host in results)),
+        "correct": [index for index, _, _ in results] == list(range(args.tasks)),
+        "hosts": dict(collections.Counter(host for _, host, _ in results)),
+        "users": sorted({user for _, _, user in results}),
         "duplicates_dropped": duplicates,
     }
     text = json.dumps(report, sort_keys=True)

@@ -4,9 +4,10 @@ set -e
 
 case "$1" in
     purge)
-        # Remove keeps configuration and state; purge removes both. The
-        # compute-endpoint account stays, so its uid is never reused for other files.
-        rm -rf /etc/compute-endpoint /var/lib/compute-endpoint
+        # Remove keeps configuration and state; purge removes both, and what
+        # workers left in their home. The accounts stay, so that their uids are
+        # never reused for other files.
+        rm -rf /etc/compute-endpoint /var/lib/compute-endpoint /var/lib/compute-endpoint-workers
         ;;
 esac
 if [ -d /run/systemd/system ]; then

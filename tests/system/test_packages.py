@@ -5,6 +5,7 @@ upgrades without losing tasks, and removes and purges cleanly."""
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,9 @@ def test_the_deb_on_a_systemd_host_from_install_to_purge(host, packages, upgrade
     """One host, one story: each step builds on the state the one before it left."""
     _step_install_configure_start_as_units(host, packages, alice)
     _step_functions_from_this_host_run_in_the_units(host, alice)
+    _step_workers_run_as_compute_worker_and_read_nothing_of_the_service(host, alice)
+    _step_the_units_meet_their_sandbox_goals(host)
+    _step_stopping_a_manager_finishes_its_tasks(host, alice)
     _step_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(host, alice)
     _step_reload_applies_what_is_safe_and_the_others_cannot_reload(host)
     _step_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice)
@@ -161,11 +165,80 @@ def _step_functions_from_this_host_run_in_the_units(host, alice):
                   client_secret=alice.secret) as ex:
         assert ex.submit(pow, 2, 16).result(timeout=60) == 65536
         user = ex.submit(lambda: __import__("getpass").getuser()).result(timeout=60)
-    assert user == "compute-endpoint", "workers run as the service account"
+    assert user == "compute-worker", "workers run as their own account, not the service's"
     status = json.loads(host.run("compute-endpoint", "status", "demo", "--json").stdout)
     assert status["state"] == "Running" and status["workers"] == 2
     assert set(status["systemd"].values()) == {"active"}
     assert status["pids"]["endpoint"] and status["pids"]["interchange"] and status["pids"]["managers"]
+
+
+def what_a_worker_can_reach(paths: list[str]) -> dict:
+    import os
+
+    reach = {}
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                handle.read(1)
+            reach[path] = "read"
+        except OSError as exc:
+            reach[path] = type(exc).__name__
+    reach["signal the manager"] = "refused"
+    try:
+        os.kill(os.getppid(), 0)
+        reach["signal the manager"] = "allowed"
+    except PermissionError:
+        pass
+    with open("/proc/self/status") as status:
+        capabilities = status.read().split("CapEff:")[1].split()[0]
+    return {"reach": reach, "uid": os.getuid(), "groups": os.getgroups(), "capabilities": capabilities}
+
+
+def _step_workers_run_as_compute_worker_and_read_nothing_of_the_service(host, alice):
+    secrets_of_the_service = ["/etc/compute-endpoint/demo/config.yaml", "/etc/compute-endpoint/demo/credentials.enc",
+                              "/etc/compute-endpoint/credentials.key", "/var/lib/compute-endpoint/demo/endpoint.json",
+                              "/var/lib/compute-endpoint/demo/logs/endpoint.log"]
+    manager_pid = host.unit(UNITS[2], "MainPID")["MainPID"]
+    with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
+                  client_secret=alice.secret) as ex:
+        seen = ex.submit(what_a_worker_can_reach, [*secrets_of_the_service, f"/proc/{manager_pid}/environ"]).result(
+            timeout=60)
+    assert all(how in ("PermissionError", "FileNotFoundError") for how in seen["reach"].values() if how != "refused"), \
+        seen["reach"]
+    assert seen["reach"]["signal the manager"] == "refused"
+    assert seen["uid"] == int(host.run("id", "-u", "compute-worker").stdout) and seen["groups"] == []
+    assert int(seen["capabilities"], 16) == 0, "no capability is left to a worker"
+
+
+# The goals of issue [3/7]: systemd-analyze security's exposure score (0 best, 10 worst).
+SANDBOX_GOALS = {"compute-endpoint@demo.service": 2.5, "compute-interchange@demo.service": 2.5,
+                 "compute-manager@demo.service": 3.5}
+
+
+def _step_the_units_meet_their_sandbox_goals(host):
+    for unit, goal in SANDBOX_GOALS.items():
+        out = host.run("systemd-analyze", "security", "--no-pager", unit).stdout
+        score = float(out.rsplit("Overall exposure level for", 1)[1].split(":")[1].split()[0])
+        print(f"{unit}: exposure {score} (goal below {goal})")
+        assert score < goal, out[-2000:]
+        assert host.unit(unit, "ActiveState")["ActiveState"] == "active", "and it still runs"
+
+
+def _step_stopping_a_manager_finishes_its_tasks(host, alice):
+    """KillMode=mixed: the stop reaches the manager alone, which drains; nothing is killed, retried or repeated."""
+    with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
+                  client_secret=alice.secret) as ex:
+        futures = [ex.submit(nap, 6, i) for i in range(2)]
+        wait_for(lambda: json.loads(host.run("compute-endpoint", "status", "demo", "--json").stdout)
+                 ["tasks_running"] == 2, what="both tasks to be running")
+        started = time.monotonic()
+        host.run("systemctl", "stop", UNITS[2])
+        assert time.monotonic() - started > 3, "the stop waited for the tasks"
+        assert [f.result(timeout=60) for f in futures] == [0, 1]
+        assert ex.duplicates_dropped == 0
+    journal = host.run("journalctl", "-u", UNITS[2], "-o", "cat", "--no-pager").stdout
+    assert "draining: finishing 2 tasks" in journal and "killed by signal" not in journal
+    host.run("systemctl", "start", UNITS[2])
 
 
 def _step_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(host, alice):
@@ -224,8 +297,19 @@ def _step_enable_on_boot_for_a_per_user_endpoint(host, bob):
     as_user = ("runuser", "-u", "scientist", "--", "env", "HOME=/home/scientist")
     host.run(*as_user, "compute-endpoint", "configure", "mine", "--broker-url", BROKER_URL)
     host.run(*as_user, "compute-endpoint", "login", "mine", "--client-id", bob.client_id, input=bob.secret + "\n")
+    # A config.py is the user's own code: root running enable-on-boot for the user loads it as the user.
+    mine = "/home/scientist/.compute_endpoint/mine"
+    yaml_text = host.path(f"{mine}/config.yaml").read_text()
+    host.run("mv", f"{mine}/config.yaml", "/home/scientist/config.yaml.was")
+    host.path(f"{mine}/config.py").write_text(
+        "import os\nfrom compute_endpoint.config import load_yaml_text\n"
+        "with open('/home/scientist/config-loaded-by', 'a') as record:\n    record.write(f'{os.getuid()}\\n')\n"
+        f"config = load_yaml_text({yaml_text!r}, 'config.py')\n")
+    host.run("chown", "scientist:", f"{mine}/config.py")
     home = {"COMPUTE_ENDPOINT_HOME": "/home/scientist/.compute_endpoint"}
     enabled = host.run("compute-endpoint", "enable-on-boot", "mine", env=home)
+    scientist = host.run("id", "-u", "scientist").stdout.strip()
+    assert host.path("/home/scientist/config-loaded-by").read_text().split() == [scientist], "never as root"
     unit = "compute-endpoint-scientist-mine.service"
     assert unit in enabled.stdout
     assert host.run("systemctl", "is-enabled", unit).stdout.strip() == "enabled"

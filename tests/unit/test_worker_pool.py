@@ -7,6 +7,7 @@ import time
 import pytest
 
 from compute_endpoint import serialize
+from compute_endpoint.errors import EndpointError
 from compute_endpoint.limits import WorkerLimits
 from compute_endpoint.manager.worker_pool import PoolOptions, WorkerPool
 from compute_endpoint.procs import pid_alive
@@ -175,3 +176,41 @@ def test_a_task_over_its_cpu_time_or_memory_fails_naming_the_limit():
         assert run(pool)[0][1].ok, "the worker that ran out was replaced; the next task runs"
     finally:
         pool.stop()
+
+
+def who_am_i(secret_path):
+    import os
+    import pathlib
+
+    try:
+        pathlib.Path(secret_path).read_text()
+        readable = True
+    except PermissionError:
+        readable = False
+    return os.getuid(), os.getgroups(), readable, "NOTIFY_SOCKET" in os.environ
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root (the unit grants CAP_SETUID instead)")
+def test_workers_can_run_as_a_user_that_cannot_read_the_managers_files(tmp_path, monkeypatch):
+    secret = tmp_path / "credentials"
+    secret.write_text("s3cret")
+    secret.chmod(0o600)
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    pool = WorkerPool(1, "m1", PoolOptions(2**20, None, worker_user="nobody"))
+    pool.start()
+    try:
+        (worker,) = pool.idle()
+        pool.assign(worker, "t", task("t", who_am_i, str(secret)), walltime=None)
+        ((_, result),) = run(pool)
+        assert serialize.load(result.payload) == (65534, [], False, False)
+        (worker,) = pool.idle()
+        pool.assign(worker, "n", task("n", nap, 30), walltime=0.5)
+        ((_, result),) = run(pool)
+        assert result.error_kind == ErrorKind.WALLTIME_EXCEEDED, "and the manager can still stop them"
+    finally:
+        pool.stop()
+
+
+def test_an_unknown_worker_user_is_refused_with_what_to_do():
+    with pytest.raises(EndpointError, match="no such user .* create it, or unset the worker user"):
+        WorkerPool(1, "m1", PoolOptions(2**20, worker_user="no-such-user-here"))

@@ -191,7 +191,7 @@ def enable_on_boot(name: NameArg = "default") -> None:
     """Make a per-user endpoint a systemd service that starts at boot (needs root: sudo -E)."""
     home = _home()
     ep = home.existing(name)
-    unit = systemctl.enable_on_boot(home, ep, load_config(ep.config_file()).stop_timeout)
+    unit = systemctl.enable_on_boot(home, ep, control.owners_config(ep, lambda config: config.stop_timeout))
     output.out.print(f"Wrote and enabled {unit}; `compute-endpoint start {name}` now starts it through systemd.")
 
 

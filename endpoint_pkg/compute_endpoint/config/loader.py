@@ -1,6 +1,7 @@
 """Read config.yaml (or config.py) into a ``Config``, naming file, line and key on error."""
 
 import dataclasses
+import pkgutil  # noqa: F401  runpy imports it lazily: loaded as a config's owner, that may be too late to read it
 import runpy
 import traceback
 from pathlib import Path

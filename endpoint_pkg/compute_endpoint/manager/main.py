@@ -66,6 +66,8 @@ def serve_endpoint(ep: EndpointDir, config: "Config") -> int:
                             "engine.worker_port in its config to the endpoint host's")
     settings = ManagerSettings.from_config(config, interchange, f"{socket.gethostname()}.{ep.name}",
                                            keys_dir=keys_dir)
+    # The packaged unit names the user workers run as, and grants what switching to it takes.
+    settings.worker_user = os.environ.get("COMPUTE_ENDPOINT_WORKER_USER", "")
     return run(settings, {**os.environ, **config.engine.worker_environment()})
 
 

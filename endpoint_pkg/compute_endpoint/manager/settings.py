@@ -40,6 +40,8 @@ class ManagerSettings(CommandLine):
     process_limit: int = option(0, help="processes the workers' user may have (0: unlimited)")
     cpu_limit: float = option(0.0, help="CPU seconds per task (0: unlimited)")
     isolate_submitters: bool = option(False, help="a worker runs the tasks of one submitter only")
+    worker_user: str = option("", help="run workers as this user, which must not be able to read the endpoint's "
+                                       "files (needs CAP_SETUID and CAP_SETGID; the packaged unit sets compute-worker)")
     parent_pid: int = option(0, help="exit when this process dies")
     log_file: Path | None = option(None, help="log to this file (default: stderr)")
     log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")

@@ -23,6 +23,7 @@ from ..protocol import ErrorKind, ProtocolError, Result
 from ..protocol.codec import MAX_HEADER_BYTES
 from ..protocol.worker_stream import FrameReader, FrameTooLarge, write_frame
 from ..worker.settings import WorkerSettings
+from .worker_identity import WorkerIdentity, worker_env
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class PoolOptions:
     output_fd: int | None = None  # the workers' stdout and stderr (None: the manager's own)
     plain_arguments: bool = False
     limits: WorkerLimits = field(default_factory=WorkerLimits)
+    worker_user: str = ""  # run workers as this user (see WorkerIdentity)
 
 
 class WorkerPool:
@@ -82,6 +84,8 @@ class WorkerPool:
         self.limits = options.limits
         # A result frame is its header and the result: a worker announcing more is cut off before it is read.
         self.max_frame = options.max_result_bytes + MAX_HEADER_BYTES + 64
+        self.identity = WorkerIdentity(options.worker_user) if options.worker_user else None
+        self.env = worker_env(options.env, self.identity)
         self.workers: dict[int, WorkerHandle] = {}  # keyed by socket fd
         self._next_index = 0
         self._next_cpu_check = 0.0
@@ -100,10 +104,14 @@ class WorkerPool:
         settings = WorkerSettings(fd=theirs.fileno(), parent_pid=os.getpid(), max_result_bytes=opts.max_result_bytes,
                                   manager_id=self.manager_id, plain_arguments=opts.plain_arguments,
                                   memory_limit=self.limits.memory_bytes or 0,
-                                  process_limit=self.limits.processes or 0)
-        process = subprocess.Popen(settings.command(), pass_fds=(theirs.fileno(),), env=opts.env,
-                                   stdin=subprocess.DEVNULL, stdout=opts.output_fd, stderr=opts.output_fd,
-                                   start_new_session=True)
+                                  process_limit=self.limits.processes or 0,
+                                  workdir=self.identity.home if self.identity else "")
+        command = settings.command()
+        if self.identity is not None:
+            command = self.identity.wrap(command)
+        # (it changes to its workdir itself: the manager's user may not enter the workers' home)
+        process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), env=self.env, stdin=subprocess.DEVNULL,
+                                   stdout=opts.output_fd, stderr=opts.output_fd, start_new_session=True)
         theirs.close()
         handle = WorkerHandle(self._next_index, process, mine, FrameReader(self.max_frame))
         self._next_index += 1

@@ -18,3 +18,4 @@ class WorkerSettings(CommandLine):
     plain_arguments: bool = option(False, help="load arguments as plain data only (set with allowed_functions)")
     memory_limit: int = option(0, help="bytes of address space for this worker and what it starts (0: unlimited)")
     process_limit: int = option(0, help="processes this worker's user may have (0: unlimited)")
+    workdir: str = option("", help="start in this directory (its own user's home, which its manager cannot enter)")

@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent(settings.parent_pid, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal goes to the endpoint, not to us
     sock = socket.socket(fileno=settings.fd)
+    if settings.workdir:
+        os.chdir(settings.workdir)
     WorkerLimits(settings.memory_limit or None, settings.process_limit or None).apply_to_this_process()
     try:
         serve(sock, settings)
