@@ -19,15 +19,16 @@ def effective_walltime(requested: float | None, ceiling: float | None) -> float 
     return min(usable) if usable else None
 
 
-def deadline_after(walltime: float, turns: int, retries: int, heartbeat_threshold: float) -> float:
+def deadline_after(walltime: float, workers: int, prefetch: int, retries: int, heartbeat_threshold: float) -> float:
     """Seconds after which the endpoint gives up on a task that has no result.
 
-    ``turns``: how many tasks a worker may have to run before and including
-    this one (the broker hands the endpoint two tasks per slot, and a manager
-    queues ``prefetch`` per worker), each at most ``walltime``; then every
-    retry, and time for a lost manager to be noticed. A task past this was
-    lost, or waited that long for a worker: either way the submitter is told.
+    Room for the turns a worker may take before and including this task (the
+    broker hands the endpoint two tasks per slot, and a manager has ``workers
+    + prefetch`` slots), each at most ``walltime``; then every retry, and time
+    for a lost manager to be noticed. A task past this was lost, or waited
+    that long for a worker: either way its submitter is told.
     """
+    turns = math.ceil(2 * (workers + prefetch) / workers)
     return walltime * (turns + retries) + 2 * heartbeat_threshold
 
 

@@ -1,10 +1,15 @@
 """RabbitMQ restarted under load, and down at start: endpoint and SDK reconnect; nothing is lost.
+And a result the broker refuses does not send the endpoint round a reconnect loop.
 
 These run against a private RabbitMQ node (tests/private_broker.py) so that
-stopping it cannot disturb the broker the rest of the suite uses.
+stopping it, or changing its settings, cannot disturb the broker the rest of the suite uses.
 """
 
 import time
+
+import pytest
+
+from compute_endpoint.sdk import ResultUndeliverableError
 
 from ..support.broker import wait_for
 from ..support.tasks import nap
@@ -60,3 +65,25 @@ def test_broker_down_at_start_gives_a_clear_error_and_keeps_retrying(private_end
     wait_for(lambda: ep.info().get("endpoint_id"), timeout=120, what="the endpoint to register")
     with ep.executor() as ex:
         assert ex.submit(nap, 0, "served").result(timeout=60) == "served"
+
+
+def test_a_result_larger_than_the_broker_takes_fails_once_and_the_endpoint_serves_on(private_endpoint_factory,
+                                                                                       private_broker):
+    """RabbitMQ refuses a message over max_message_size by closing the channel (406): republished after every
+    reconnect, one such result would stop the endpoint serving anyone."""
+    private_broker.ctl("eval", "application:set_env(rabbit, max_message_size, 1048576).")
+    try:
+        ep = private_endpoint_factory(config={"max_payload_bytes": 8 * 2**20})
+        with ep.executor() as ex:
+            big = ex.submit(bytes, 2 * 2**20)
+            small = [ex.submit(pow, 2, n) for n in range(20)]
+            with pytest.raises(ResultUndeliverableError, match="refused its result 3 times .* larger than"):
+                big.result(timeout=120)
+            assert [f.result(timeout=60) for f in small] == [2**n for n in range(20)]
+            assert ex.submit(len, "after").result(timeout=60) == 5
+        assert ep.status()["state"] == "Running"
+        time.sleep(3)  # would it go round again?
+        reconnects = (ep.dir / "logs" / "endpoint.log").read_text().count("reconnected to the broker")
+        assert reconnects <= 4, f"a bounded number of tries, not a loop ({reconnects} reconnects)"
+    finally:
+        private_broker.ctl("eval", "application:set_env(rabbit, max_message_size, 134217728).")

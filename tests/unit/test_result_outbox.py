@@ -158,33 +158,36 @@ def test_every_result_is_in_exactly_one_place(ok):
     assert sorted(everything) == ["a", "b", "c", "d"]
 
 
-def test_a_result_the_broker_refuses_is_sent_alone_then_replaced_by_a_failure_then_set_aside():
-    """A result over the broker's max_message_size would otherwise come back after every reconnect, forever."""
+def test_a_result_the_broker_refuses_is_replaced_by_a_failure_then_set_aside_and_no_other_suffers():
+    """A result over the broker's max_message_size would otherwise come back after every reconnect, forever; and
+    the broker's channel close fails every publish in flight, innocent ones included."""
     h = Harness()
-    h.outbox.add(h.results("poison", "fine"))
-    assert h.sent() == [["poison", "fine"]]
     why = "PRECONDITION_FAILED - message size 200 is larger than configured max size 100"
-    h.agent.refuse(0, why)
-    h.loop.advance(publisher.RETRY_DELAY)
-    assert sorted(h.sent()[1:]) == [["fine"], ["poison"]], "after a refused bundle, each goes alone"
-    h.agent.confirm(h.sent().index(["fine"], 1))
-    assert h.confirmed == ["fine"], "the innocent result is not held back"
-
-    def refuse_poison() -> Result:
-        last = max(i for i, ids in enumerate(h.sent()) if ids == ["poison"])
-        h.agent.refuse(last, why)
-        h.loop.advance(publisher.RETRY_DELAY)
-        assert h.sent()[-1] == ["poison"]
-        return Result.unpack(h.agent.published[-1].body)
-
-    for _ in range(publisher.MAX_REFUSALS - 2):
-        assert refuse_poison().ok, "tried as it is, a bounded number of times"
-    failure = refuse_poison()
-    assert failure.error_kind == "undeliverable" and why in failure.error_message
-    for _ in range(publisher.MAX_REFUSALS - 1):
-        refuse_poison()
-    h.agent.refuse(len(h.sent()) - 1, why)  # (the last publish is the poison's)
-    assert h.undeliverable == [("poison", why)], "refused again: to the dead-letter queue, not round and round"
+    h.outbox.add(h.results("poison", "a"))
+    h.outbox.add(h.results("b", reply_to="bob.s2"))  # in flight beside it when the channel closes
+    settled: set[int] = set()
+    bodies: list[Result] = []
+    for _ in range(40):
+        open_publishes = [i for i in range(len(h.sent())) if i not in settled]
+        if not open_publishes:
+            h.loop.advance(publisher.RETRY_DELAY)
+            continue
+        if len(settled) > 1:
+            assert len(open_publishes) == 1, "since the refusal, one result at a time"
+        for index in open_publishes:
+            settled.add(index)
+            if "poison" in h.sent()[index]:
+                if h.sent()[index] == ["poison"]:
+                    bodies.append(Result.unpack(h.agent.published[index].body))
+                h.agent.refuse(index, why)
+            else:
+                h.agent.confirm(index)
+    assert sorted(h.confirmed) == ["a", "b"], "the others got through, each once"
+    assert h.undeliverable == [("poison", why)], "refused even as a failure: to the dead-letter queue"
+    kinds = [r.error_kind for r in bodies]
+    assert kinds[0] is None and "undeliverable" in kinds and len(bodies) == 2 * publisher.MAX_REFUSALS - 1
+    failure = bodies[kinds.index("undeliverable")].error_message
+    assert f"refused its result {publisher.MAX_REFUSALS} times" in failure and why in failure
     published = len(h.sent())
     h.loop.advance(100 * publisher.RETRY_DELAY)
-    assert len(h.sent()) == published and len(h.outbox) == 0
+    assert len(h.sent()) == published and len(h.outbox) == 0, "and nothing goes round again"

@@ -40,6 +40,13 @@ class CommandHandler:
             self._refuse(delivery.body, exc)
             return
         log.info("command %r received", cmd.action.value)
+        try:
+            self._obey(cmd)
+        except Exception as exc:  # in pika's callback, an exception would drop the connection and every task on it
+            log.exception("internal error obeying command %r", cmd.action.value)
+            self._reply(cmd.command_id, cmd.reply_to, False, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _obey(self, cmd: Command) -> None:
         if cmd.action == CommandAction.STATUS:
             self._reply(cmd.command_id, cmd.reply_to, True, "ok", self.status())
         elif cmd.action == CommandAction.SHUTDOWN:

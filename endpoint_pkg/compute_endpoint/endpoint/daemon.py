@@ -6,7 +6,6 @@ acked only after the broker has confirmed the task's result.
 """
 
 import logging
-import math
 import signal
 import time
 from collections.abc import Callable
@@ -124,8 +123,13 @@ class EndpointDaemon:
         self.ioloop.call_later(interval(), tick)
 
     def _install_signals(self) -> None:
+        stopping: list[str] = []
+
         def on_signal(signum, _frame):
-            self.ioloop.add_callback_threadsafe(lambda: self.request_stop(f"received {signal.Signals(signum).name}"))
+            # Once only: a second signal arriving inside add_callback_threadsafe would wait on its lock forever.
+            if not stopping:
+                stopping.append(f"received {signal.Signals(signum).name}")
+                self.ioloop.add_callback_threadsafe(lambda: self.request_stop(stopping[0]))
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
@@ -246,9 +250,9 @@ class EndpointDaemon:
     def _start_deadline(self, entry: InflightTask) -> None:
         engine = self.config.engine
         if entry.walltime is not None:
-            workers = engine.max_workers_per_node
-            turns = math.ceil(2 * (workers + (engine.prefetch_capacity or 0)) / workers)
-            self.ledger.set_deadline(entry, deadline_after(entry.walltime, turns, engine.max_retries_on_system_failure,
+            self.ledger.set_deadline(entry, deadline_after(entry.walltime, engine.max_workers_per_node,
+                                                           engine.prefetch_capacity or 0,
+                                                           engine.max_retries_on_system_failure,
                                                            engine.heartbeat_threshold))
 
     def _complete_locally(self, entry: InflightTask, result: Result) -> None:

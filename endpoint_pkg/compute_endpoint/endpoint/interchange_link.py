@@ -63,11 +63,11 @@ class InterchangeLink:
                 return
             frames = self.sock.recv_multipart(zmq.NOBLOCK)
             try:
-                msg = unpack_any(frames[0])
+                self._on_message(unpack_any(frames[0]), frames[1:])
             except ProtocolError as exc:
                 log.error("dropped a malformed message from the interchange: %s", exc)
-                continue
-            self._on_message(msg, frames[1:])
+            except Exception:  # this runs in the daemon's ioloop: an exception here would end the daemon
+                log.exception("internal error handling a message from the interchange; dropped it")
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self._ioloop.call_later(0, self._scheduled_drain)

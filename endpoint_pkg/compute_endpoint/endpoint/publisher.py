@@ -16,10 +16,13 @@ a backlog a result goes at once, so an interactive round trip pays nothing
 for this.
 
 A result the broker refuses outright (larger than it accepts, or to a key we
-may no longer write) would come back forever: each refusal is counted, a
-refused result goes alone from then on, after ``MAX_REFUSALS`` it is replaced
-by a small failure that says why, and if that is refused too it is handed to
-``undeliverable`` (the dead-letter queue).
+may no longer write) would come back forever. The broker closes the channel
+over it, failing every publish in flight, so after a refusal the outbox is
+*careful*: it publishes one result at a time until all it holds are through,
+and a refusal then names its result for certain. Each is counted; after
+``MAX_REFUSALS`` the result is replaced by a small failure that says why, and
+if that is refused too it is handed to ``undeliverable`` (the dead-letter
+queue).
 """
 
 import time
@@ -72,6 +75,7 @@ class ResultOutbox:
         self.in_flight = 0  # publishes awaiting their confirm
         self._flush_scheduled = False
         self._retry_scheduled = False
+        self._careful = False  # one result at a time, since a refusal (see the module's docstring)
 
     def __len__(self) -> int:
         """Results not yet published."""
@@ -113,46 +117,58 @@ class ResultOutbox:
         self._timers.call_later(delay, self._flush)
 
     def _send(self, entries: list[InflightTask]) -> None:
+        if self._careful:
+            self._held.extend(entries)
+            self._send_carefully()
+            return
         by_submitter: dict[str, list[InflightTask]] = {}
         for entry in entries:
             by_submitter.setdefault(entry.reply_to, []).append(entry)
         for reply_to, results in by_submitter.items():
-            suspects = [entry for entry in results if entry.publish_refusals]
-            for entry in suspects:  # alone, so that one refused result does not hold back others
-                self._publish(reply_to, [entry])
-            innocent = [entry for entry in results if not entry.publish_refusals] if suspects else results
-            for chunk in bundle_up(innocent, BUNDLE_ITEMS, BUNDLE_BYTES, size=_result_size):
+            for chunk in bundle_up(results, BUNDLE_ITEMS, BUNDLE_BYTES, size=_result_size):
                 self._publish(reply_to, chunk)
 
-    def _publish(self, reply_to: str, chunk: list[InflightTask]) -> None:
+    def _send_carefully(self) -> None:
+        if self.in_flight:
+            return  # its confirm sends the next
+        if not self._held:
+            self._careful = False
+            return
+        entry = self._held.pop(0)
+        self._publish(entry.reply_to, [entry], sole=True)
+
+    def _publish(self, reply_to: str, chunk: list[InflightTask], sole: bool = False) -> None:
         props = pika.BasicProperties(message_id=group_message_id(chunk[0].task_id, len(chunk)), delivery_mode=2,
                                      content_type=CONTENT_TYPE)
         body = packed_group([entry.result for entry in chunk if entry.result is not None])
         if self._agent.publish(RESULT_EXCHANGE, reply_to, body, props,
-                               on_confirm=lambda ok: self._settled(chunk, ok)):
+                               on_confirm=lambda ok: self._settled(chunk, ok, sole)):
             self.in_flight += 1
         else:  # no channel now: they go when it is back (resume)
             self._held.extend(chunk)
 
-    def _settled(self, chunk: list[InflightTask], ok: bool) -> None:
+    def _settled(self, chunk: list[InflightTask], ok: bool, sole: bool) -> None:
         self.in_flight -= 1
         refusal = None if ok else self._agent.last_refusal
         if ok:
             self._on_confirmed(chunk)
         elif refusal:
-            self._held.extend(entry for entry in chunk if not self._refused(entry, refusal, alone=len(chunk) == 1))
+            self._careful = True
+            self._held.extend(entry for entry in chunk if not self._refused(entry, refusal, sole))
         else:
             self._held.extend(chunk)
         if not ok and not self._retry_scheduled:
             self._retry_scheduled = True
             self._timers.call_later(RETRY_DELAY, self._retry)
+        elif ok and self._careful:
+            self._send_carefully()
         if self._waiting and not self._flush_scheduled:
             self._schedule_flush(0)
 
-    def _refused(self, entry: InflightTask, refusal: str, alone: bool) -> bool:
+    def _refused(self, entry: InflightTask, refusal: str, sole: bool) -> bool:
         """Count a refusal; True once the result has been handed to ``undeliverable`` (nothing left to send)."""
-        # In a bundle the fault may be another's: it only goes alone from now on.
-        entry.publish_refusals = entry.publish_refusals + 1 if alone else max(entry.publish_refusals, 1)
+        # With other publishes in flight the fault may be another's: counted only once it went alone.
+        entry.publish_refusals = entry.publish_refusals + 1 if sole else max(entry.publish_refusals, 1)
         if entry.publish_refusals == MAX_REFUSALS:
             entry.result = Result.failure(
                 entry.task_id, ErrorKind.UNDELIVERABLE, error_type="ResultUndeliverable", finished_at=time.time(),

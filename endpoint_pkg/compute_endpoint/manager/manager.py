@@ -101,8 +101,9 @@ class Manager:
             poller.register(self.output.read_fd, zmq.POLLIN)
         watched: set[int] = set()
         generation = -1
-        log.info("manager %s connected to %s with %d workers", self.id, self.settings.interchange,
-                 self.settings.workers)
+        log.info("manager %s connected to %s with %d workers (limits per worker: %s%s)", self.id,
+                 self.settings.interchange, self.settings.workers, self.settings.limits().describe(),
+                 f"; running as {self.settings.worker_user}" if self.settings.worker_user else "")
         if self.readiness is not None:
             self.readiness.ready(f"{self.settings.workers} workers for {self.settings.interchange}")
         while self.running:
