@@ -32,6 +32,13 @@ find "$VENV" -name __pycache__ -type d -prune -exec rm -rf {} +
 # declarations, typer's notes for code agents) are not needed to run.
 find "$VENV/lib" \( -name '*.h' -o -name '*.c' -o -name '*.pyx' -o -name '*.pxd' \) -delete
 rm -rf "$VENV"/lib/python3.11/site-packages/typer/.agents
+# Nor are the bundled distributions' own test suites, or Parsl's monitoring web UI (which
+# needs Flask, absent here, and pulls scripts from CDNs): the endpoint uses Parsl's providers only.
+SITE="$VENV/lib/python3.11/site-packages"
+find "$SITE" -mindepth 2 -maxdepth 2 -type d -name tests ! -path "$SITE/compute_endpoint/*" -exec rm -rf {} +
+rm -rf "$SITE/parsl/monitoring/visualization"
+# Library modules are imported, never run: a leftover "#!" line makes them look like scripts.
+find "$SITE" -name '*.py' -type f ! -perm -u+x -exec sed -i '1{/^#!/d}' {} +
 # Shared objects: stripped and not executable, as Debian and Fedora ship them.
 find "$VENV/lib" -name '*.so*' -type f -exec strip --strip-unneeded {} + -exec chmod 0644 {} +
 # Only our own command in bin/, beside the interpreter links.

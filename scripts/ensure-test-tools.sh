@@ -12,8 +12,10 @@ set -euo pipefail
 #   rpm rpmlint lintian binutils   building and checking the DEB and RPM (strip, ar)
 #   openssh-client openssl     molecule reaches its hosts over SSH; the cluster scenario makes a CA
 #   util-linux procps          nsenter, mount, mountpoint, setsid; pgrep
+#   slurmctld slurmd slurm-client munge   a one-node Slurm for the batch tests (single-node-slurm.sh)
 PACKAGES=(rabbitmq-server python3.11 python3.11-venv python3-venv iproute2 debootstrap systemd-container
-          rpm rpmlint lintian binutils openssh-client openssl util-linux procps)
+          rpm rpmlint lintian binutils openssh-client openssl util-linux procps
+          slurmctld slurmd slurm-client munge)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -48,11 +48,11 @@ class CommandLine:
                 if "help" in f.metadata]
 
     def to_argv(self) -> list[str]:
-        """The flags that recreate these settings; None values and false booleans are left out."""
+        """The flags that recreate these settings; None, false and empty-by-default values are left out."""
         argv: list[str] = []
         for f, kind in self._options():
             value = getattr(self, f.name)
-            if value is None or (kind is bool and not value):
+            if value is None or (kind is bool and not value) or (value == "" and f.default == ""):
                 continue
             if f.metadata["positional"]:
                 argv.append(str(value))

@@ -298,7 +298,8 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
     except EndpointError as exc:
         result["live_status_error"] = str(exc)
         return result
-    return {**result, **reply.data, "state": State.RUNNING.value}
+    # Degraded: running, but every block its provider started failed (the daemon says why).
+    return {**result, **reply.data, "state": "Degraded" if reply.data.get("degraded") else State.RUNNING.value}
 
 
 def delete(home: EndpointHome, name: str, progress: Progress, keep_queues: bool = False) -> str:

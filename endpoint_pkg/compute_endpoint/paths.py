@@ -179,6 +179,11 @@ class EndpointDir:
         return self.state_dir / "keys"
 
     @property
+    def blocks_dir(self) -> Path:
+        """Batch jobs' submit scripts and output: on a filesystem the compute nodes share, as the keys are."""
+        return self.state_dir / "blocks"
+
+    @property
     def credentials_file(self) -> Path:
         return self.config_dir / "credentials.enc"
 

@@ -201,7 +201,7 @@ def test_arguments_that_cannot_be_serialized_fail_at_submit(endpoint):
 @pytest.mark.parametrize("engine, key, expected", [
     ({"max_workers_per_node": -3}, "engine.max_workers_per_node", "expected an integer of at least 1, got -3"),
     ({"provider": {"type": "NoSuchProvider"}}, "engine.provider.type",
-     "provider type 'NoSuchProvider' is not supported; supported: LocalProvider"),
+     "unknown provider type 'NoSuchProvider'; expected one of: AWSProvider"),
     ({"max_retries_on_system_failure": "many"}, "engine.max_retries_on_system_failure",
      "expected an integer of at least 0, got str 'many'"),
     ({"task_walltime": -1}, "engine.task_walltime", "expected a number greater than 0, got -1"),

@@ -18,6 +18,6 @@ def test_check_config_command(endpoint_factory, tmp_path):
     good = ep.cli("check-config", str(ep.dir / "config.yaml"))
     assert good.returncode == 0 and "valid" in good.stdout
     bad = tmp_path / "bad.yaml"
-    bad.write_text("engine:\n  provider:\n    type: KubernetesProvider\n")
+    bad.write_text("engine:\n  provider:\n    type: KubernetsProvider\n")
     done = ep.cli("check-config", str(bad))
     assert done.returncode != 0 and f"{bad}:3: engine.provider.type" in done.stderr

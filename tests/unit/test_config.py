@@ -70,8 +70,14 @@ def test_address_by_interface_resolves():
      "config.yaml:2: engine.max_workers_per_node: expected an integer of at least 1, got -2"),
     ("engine:\n  max_workers_per_node: two\n",
      "config.yaml:2: engine.max_workers_per_node: expected an integer of at least 1, got str 'two'"),
-    ("engine:\n  provider:\n    type: SlurmProvider\n",
-     "config.yaml:3: engine.provider.type: provider type 'SlurmProvider' is not supported; supported: LocalProvider"),
+    ("engine:\n  provider:\n    type: SlurmProvidr\n",
+     "config.yaml:3: engine.provider.type: unknown provider type 'SlurmProvidr'; expected one of: AWSProvider, "),
+    ("engine:\n  provider:\n    type: SlurmProvider\n    partitoin: debug\n",
+     "config.yaml:4: engine.provider.partitoin: SlurmProvider takes no argument 'partitoin'; it takes: partition, "),
+    ("engine:\n  provider:\n    type: SlurmProvider\n    launcher: {type: SrunLauncher, overides: x}\n",
+     "config.yaml:4: engine.provider.launcher.overides: SrunLauncher takes no argument 'overides'; it takes: debug, "),
+    ("engine:\n  provider:\n    type: SlurmProvider\n    nodes_per_block: two\n",
+     "config.yaml:4: engine.provider.nodes_per_block: SlurmProvider refused its arguments: argument "),
     ("engine:\n  provider:\n    init_blocks: 5\n",
      "config.yaml:3: engine.provider.init_blocks: is 5; it must lie between min_blocks (0) and max_blocks (1)"),
     ("amqp_port: 443\n", "config.yaml:1: amqp_port: is not supported by this endpoint: put the port in broker.url"),
@@ -129,7 +135,7 @@ def test_config_py_errors_name_the_line(tmp_path):
 def test_objects_validate_when_built_directly():
     with pytest.raises(ConfigError, match="min_blocks: is 3, above max_blocks"):
         LocalProvider(min_blocks=3, max_blocks=1)
-    with pytest.raises(ConfigError, match="provider: expected LocalProvider"):
+    with pytest.raises(ConfigError, match="provider: expected a LocalProvider or a Parsl provider"):
         Engine(provider="slurm")
 
 

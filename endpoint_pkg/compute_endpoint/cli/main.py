@@ -162,12 +162,14 @@ def status(
     name: NameArg = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show an endpoint's state, queues, managers, workers, tasks and process ids."""
+    """Show an endpoint's state, queues, managers, workers, tasks, blocks and process ids."""
     data = control.status(_home(), name)
     if as_json:
         output.print_json(data)
         return
     output.out.print(output.status_table(data))
+    if (data.get("provider") or {}).get("blocks"):
+        output.out.print(output.blocks_table(data["provider"]))
 
 
 @app.command()

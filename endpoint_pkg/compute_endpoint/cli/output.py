@@ -35,8 +35,23 @@ def status_table(data: dict) -> Table:
     return table
 
 
+def blocks_table(provider: dict) -> Table:
+    """The provider's blocks (batch jobs), newest last, with why the failed ones failed."""
+    table = Table(box=box.ASCII_DOUBLE_HEAD, header_style="",
+                  title=f"Blocks from {provider['provider']} (strategy {provider['strategy']})")
+    for column in ("Block", "Job", "State", "Managers", "Idle", "Last failure"):
+        table.add_column(column, overflow="fold")
+    for block in provider["blocks"]:
+        idle = block.get("idle_seconds")
+        table.add_row(block["block_id"], str(block.get("job_id") or "-"), block["state"], str(block["managers"]),
+                      f"{idle:.0f} s" if idle is not None else "-", block.get("failure") or "")
+    return table
+
+
 def _status_rows(data: dict) -> list[tuple[str, str]]:
     rows = [("Endpoint", f"{data['name']} ({data.get('endpoint_id')})"), ("State", data["state"])]
+    if data.get("degraded"):
+        rows.append(("Degraded", data["degraded"]))
     if data.get("owner"):
         rows.append(("Owner", data["owner"]))
     if "broker" in data:

@@ -12,6 +12,7 @@ import yaml
 from .fields import ConfigError
 from .model import ENGINE_TYPES, Broker, Config, Engine, LocalProvider, Strategy
 from .network import address_by_interface
+from .parsl_objects import PROVIDERS, build
 
 # Keys from upstream Globus Compute configs whose meaning does not carry over,
 # with what to do instead. Any other unknown key gets the list of known ones.
@@ -29,7 +30,6 @@ _UNSUPPORTED_HINTS = {
     "worker_port_range": "use engine.worker_port",
     "interchange_port_range": "the interchange's endpoint-side port is chosen automatically",
     "encrypted": "managers on other hosts always connect over CurveZMQ; remove the key",
-    "strategy": "use engine.job_status_kwargs (max_idletime, strategy_period)",
 }
 
 _ENGINES_ELSEWHERE = ("ThreadPoolEngine", "ProcessPoolEngine")
@@ -105,10 +105,14 @@ class _Builder:
         if cls is Engine:
             return self._engine_class(data, path)
         if cls is LocalProvider:
-            kind = data.pop("type", "LocalProvider")
-            if kind != "LocalProvider":
-                self.fail(path + ("type",), f"provider type {kind!r} is not supported; supported: LocalProvider")
+            data.pop("type", None)
         return cls
+
+    def _provider(self, spec: Any, path: tuple) -> object:
+        """Ours for LocalProvider (managers as the endpoint's children); Parsl's for every other type."""
+        if isinstance(spec, dict) and spec.get("type", "LocalProvider") == "LocalProvider":
+            return self.build(LocalProvider, spec, path)
+        return build(PROVIDERS, spec, path, self.fail)
 
     def _engine_class(self, data: dict, path: tuple) -> type[Engine]:
         kind = data.get("type", "GlobusComputeEngine")
@@ -121,6 +125,8 @@ class _Builder:
             if "max_workers_per_node" in data:
                 self.fail(path + ("max_workers",), "set either max_workers or max_workers_per_node, not both")
             data["max_workers_per_node"] = data.pop("max_workers")
+        if "provider" in data:
+            data["provider"] = self._provider(data["provider"], path + ("provider",))
         if isinstance(data.get("address"), dict):
             data["address"] = self._address(data["address"], path + ("address",))
         return Engine

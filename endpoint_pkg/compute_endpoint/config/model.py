@@ -8,6 +8,7 @@ way from either source, naming the key.
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..addresses import is_loopback
@@ -15,6 +16,7 @@ from ..limits import WorkerLimits
 from ..protocol.broker_names import IDENTITY_PATTERN
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .fields import ConfigError, check_fields, setting
+from .parsl_objects import is_parsl_provider
 
 MiB = 1024 * 1024
 DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672/%2F"
@@ -47,6 +49,17 @@ class LocalProvider:
                 f"and max_blocks ({self.max_blocks})",
             )
 
+    @classmethod
+    def from_parsl(cls, provider: object) -> "LocalProvider":
+        """Ours in place of Parsl's: managers as children of the endpoint, replaced at once when they die."""
+        try:
+            return cls(init_blocks=provider.init_blocks, min_blocks=provider.min_blocks,  # type: ignore[attr-defined]
+                       max_blocks=provider.max_blocks, nodes_per_block=provider.nodes_per_block,  # type: ignore
+                       parallelism=float(provider.parallelism),  # type: ignore[attr-defined]
+                       worker_init=provider.worker_init.strip())  # type: ignore[attr-defined]
+        except ConfigError as exc:
+            raise exc.located(f"provider.{exc.key}") from None
+
 
 @dataclass
 class Strategy:
@@ -55,6 +68,9 @@ class Strategy:
     max_idletime: float = setting(120.0, kind=float, positive=True,
                                   doc="seconds a manager may sit idle before it is removed")
     strategy_period: float = setting(5.0, kind=float, positive=True, doc="seconds between scaling decisions")
+    max_held_time: float | None = setting(None, kind=float, positive=True, nullable=True,
+                                          doc="seconds a held or suspended block may stay so before it is "
+                                              "cancelled and replaced (null: wait)")
 
     def __post_init__(self):
         check_fields(self)
@@ -106,13 +122,15 @@ def _default_workers() -> int:
 
 
 ENGINE_TYPES = ("GlobusComputeEngine", "HighThroughputEngine", "ComputeEngine")
+STRATEGIES = ("none", "simple", "htex_auto_scale")
 
 
 @dataclass
 class Engine:
     """How tasks run: managers from a provider, each with a pool of worker processes."""
 
-    provider: LocalProvider = setting(kind=LocalProvider, factory=LocalProvider)
+    provider: Any = setting(kind=object, factory=LocalProvider,
+                            doc="LocalProvider, or a Parsl provider (SlurmProvider, ...)")
     type: str = setting("GlobusComputeEngine", kind=str, choices=ENGINE_TYPES)
     max_workers_per_node: int = setting(kind=int, minimum=1, factory=_default_workers,
                                         doc="worker processes per manager")
@@ -134,6 +152,41 @@ class Engine:
     worker_limits: WorkerLimitsConfig = setting(kind=WorkerLimitsConfig, factory=WorkerLimitsConfig)
     label: str = setting("", kind=str, doc="free text, shown in status")
     job_status_kwargs: Strategy = setting(kind=Strategy, factory=Strategy)
+    strategy: str | None = setting("simple", kind=str, nullable=True, choices=STRATEGIES,
+                                   doc="how blocks scale: none (init_blocks only), simple, htex_auto_scale")
+    drain_period: float | None = setting(None, kind=float, positive=True, nullable=True,
+                                         doc="seconds after which a block's managers stop taking tasks, finish "
+                                             "theirs and leave (set it below the block's walltime)")
+
+    @property
+    def batch(self) -> bool:
+        """Managers come from a Parsl provider (a batch scheduler, a cloud), not as children of the endpoint."""
+        return not isinstance(self.provider, LocalProvider)
+
+    @property
+    def remote_managers(self) -> bool:
+        """Managers connect over TCP (CurveZMQ): from batch jobs, or from other hosts."""
+        return self.batch or not is_loopback(self.address)
+
+    def _check_provider(self) -> None:
+        if isinstance(self.provider, LocalProvider):
+            return
+        if not is_parsl_provider(self.provider):
+            raise ConfigError("provider", "expected a LocalProvider or a Parsl provider (from parsl.providers), "
+                                          f"got {type(self.provider).__name__}")
+        if type(self.provider).__name__ == "LocalProvider":
+            self.provider = LocalProvider.from_parsl(self.provider)
+            return
+        blocks = (self.provider.min_blocks, self.provider.init_blocks, self.provider.max_blocks)
+        if any(not isinstance(n, int) or n < 0 for n in blocks) or self.provider.max_blocks < 1:
+            raise ConfigError("provider", f"min_blocks, init_blocks and max_blocks must be whole numbers (max_blocks "
+                                          f"at least 1); got {blocks}")
+        if self.provider.min_blocks > self.provider.max_blocks:
+            raise ConfigError("provider.min_blocks", f"is {self.provider.min_blocks}, above max_blocks "
+                                                     f"({self.provider.max_blocks})")
+        if not 0 <= self.provider.parallelism <= 1:
+            raise ConfigError("provider.parallelism",
+                              f"expected a number between 0 and 1, got {self.provider.parallelism!r}")
 
     def worker_environment(self) -> dict[str, str]:
         """``worker_env`` as environment variables (values become strings)."""
@@ -141,6 +194,8 @@ class Engine:
 
     def __post_init__(self):
         check_fields(self)
+        self.strategy = self.strategy or "none"  # upstream writes null for no scaling
+        self._check_provider()
         if self.prefetch_capacity is None:
             # A task queued behind each worker spares it a round trip to the interchange
             # between tasks; with long, uneven tasks and many managers, 0 balances better.

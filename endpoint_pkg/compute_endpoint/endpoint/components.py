@@ -16,12 +16,12 @@ import subprocess
 import time
 from typing import Protocol
 
-from ..addresses import is_loopback
 from ..config import Config
 from ..interchange.settings import InterchangeSettings
 from ..paths import EndpointDir, read_json, write_json
 from ..procs import describe_exit, is_ours, spawn, terminate
-from ..protocol import InterchangeStatus
+from ..protocol import Control, InterchangeStatus
+from ..providers.batch import BatchBlocks
 from ..providers.local import LocalBlocks
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,12 @@ class Components(Protocol):
 
     def pids(self) -> dict: ...
 
+    def take_requests(self) -> list[Control]:
+        """What the interchange must be told for the blocks: managers to drain, waiting tasks to fail."""
+
+    def describe_blocks(self) -> dict | None:
+        """The provider, strategy and blocks, for status (None when systemd runs the managers)."""
+
     def stop(self, timeout: float = 10.0) -> None: ...
 
 
@@ -92,14 +98,18 @@ class LocalComponents:
         self.env = env
         engine = config.engine
         # Managers elsewhere need a port that outlives interchange restarts: chosen once, here.
-        self.worker_port = 0 if is_loopback(engine.address) else engine.worker_port or free_ports(engine.address)[0]
+        self.worker_port = engine.worker_port or free_ports(engine.address)[0] if engine.remote_managers else 0
         self.interchange: subprocess.Popen | None = None
         self.interchange_restarts = 0
         self._interchange_started = 0.0
         self._stderr_offset = 0
         self._quick_deaths = 0
         self._restart_at: float | None = None
-        self.blocks = LocalBlocks(ep, config, ep.local_manager_socket, env)
+        self.blocks: LocalBlocks | BatchBlocks
+        if engine.batch:
+            self.blocks = BatchBlocks(ep, config, f"tcp://{engine.address}:{self.worker_port}")
+        else:
+            self.blocks = LocalBlocks(ep, config, ep.local_manager_socket, env)
 
     @property
     def interchange_address(self) -> str:
@@ -166,7 +176,13 @@ class LocalComponents:
         return self.blocks.replaced
 
     def observe(self, status: InterchangeStatus) -> None:
-        """Nothing to learn from interchange reports: we started the processes ourselves."""
+        self.blocks.observe(status.managers)
+
+    def take_requests(self) -> list[Control]:
+        return self.blocks.take_requests()
+
+    def describe_blocks(self) -> dict | None:
+        return self.blocks.describe()
 
     def pids(self) -> dict:
         return {
@@ -207,6 +223,12 @@ class UnitComponents:
         return False  # systemd restarts them; a new interchange incarnation tells the daemon to resend
 
     def interchange_failure(self) -> str | None:
+        return None
+
+    def take_requests(self) -> list[Control]:
+        return []
+
+    def describe_blocks(self) -> dict | None:
         return None
 
     def observe(self, status: InterchangeStatus) -> None:

@@ -14,9 +14,8 @@ import pika
 from pika.adapters.select_connection import IOLoop
 
 from ..broker import connection_parameters
-from ..config import Config, load_config
+from ..config import Config
 from ..credentials import Identity
-from ..errors import EndpointError
 from ..limits import deadline_after, effective_walltime
 from ..paths import EndpointDir
 from ..protocol import (
@@ -41,7 +40,7 @@ from .dead_letters import DeadLetters
 from .inflight import DeliveryGroup, InflightLedger, InflightTask, Receipt
 from .interchange_link import InterchangeLink
 from .publisher import ResultOutbox
-from .reload import apply_reload
+from .reload import reload_file
 from .status import DaemonSnapshot, DaemonState, StatusBuilder
 
 log = logging.getLogger(__name__)
@@ -138,17 +137,7 @@ class EndpointDaemon:
     def reload(self) -> None:
         """Re-read the config (SIGHUP, `systemctl reload`): apply what is safe, name what needs a restart."""
         self.readiness.reloading()
-        try:
-            changes = apply_reload(self.config, load_config(self.ep.config_file()))
-        except EndpointError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
-        else:
-            if changes.applied:
-                log.info("reloaded: %s", ", ".join(changes.applied))
-            if changes.need_restart:
-                log.warning("changed but only applied by a restart: %s", ", ".join(changes.need_restart))
-            if not changes.applied and not changes.need_restart:
-                log.info("reloaded: nothing changed")
+        reload_file(self.config, self.ep.config_file())
         self.readiness.ready("reloaded")
 
     # --- broker side (AgentCallbacks) -----------------------------------------
@@ -330,6 +319,8 @@ class EndpointDaemon:
         if self.components.supervise(len(self.ledger)):
             self.ix_status = None  # the next status carries the new incarnation
             self._resend_to_new_interchange()
+        for request in self.components.take_requests():  # for the blocks: managers to drain, tasks to fail
+            self.link.send(request)
         # A ROUTER learns a DEALER's identity only from a message: a restarted
         # interchange cannot send us anything until we say something.
         self.link.send_control(ControlAction.HELLO)
@@ -362,7 +353,7 @@ class EndpointDaemon:
             broker_connected=self.agent.ready, broker_messages=self.agent.counts, pids=self.components.pids(),
             interchange_restarts=self.components.interchange_restarts,
             managers_replaced=self.components.managers_replaced, prefetch=self.agent.prefetch,
-            internal_errors=self.internal_errors,
+            internal_errors=self.internal_errors, blocks=self.components.describe_blocks(),
         )
 
     def publish_status(self, state: EndpointState | None = None) -> None:

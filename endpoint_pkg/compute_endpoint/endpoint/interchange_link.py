@@ -42,7 +42,10 @@ class InterchangeLink:
             self._ioloop.call_later(0, self.flush)
 
     def send_control(self, action: ControlAction) -> None:
-        self.sock.send(Control(action=action).pack())
+        self.send(Control(action=action))
+
+    def send(self, msg: Message) -> None:
+        self.sock.send(msg.pack())
         self.drain()
 
     def flush(self) -> None:

@@ -3,8 +3,12 @@
 import dataclasses
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..config import Config
+from ..config import Config, load_config
+from ..errors import EndpointError
+
+log = logging.getLogger(__name__)
 
 # Read afresh on every use by the daemon, so changing them is safe while running.
 RELOADABLE = ("display_name", "heartbeat_period", "heartbeat_threshold", "idle_heartbeats_soft",
@@ -15,6 +19,21 @@ RELOADABLE = ("display_name", "heartbeat_period", "heartbeat_threshold", "idle_h
 class ReloadChanges:
     applied: list[str] = field(default_factory=list)
     need_restart: list[str] = field(default_factory=list)
+
+
+def reload_file(running: Config, path: Path) -> None:
+    """Re-read the config at ``path``, apply what is safe, and log what needs a restart."""
+    try:
+        changes = apply_reload(running, load_config(path))
+    except EndpointError as exc:
+        log.error("reload refused, keeping the running configuration: %s", exc)
+        return
+    if changes.applied:
+        log.info("reloaded: %s", ", ".join(changes.applied))
+    if changes.need_restart:
+        log.warning("changed but only applied by a restart: %s", ", ".join(changes.need_restart))
+    if not changes.applied and not changes.need_restart:
+        log.info("reloaded: nothing changed")
 
 
 def apply_reload(running: Config, new: Config) -> ReloadChanges:

@@ -42,6 +42,7 @@ class DaemonSnapshot:
     managers_replaced: int = 0
     prefetch: int | None = None  # what the broker may hand the daemon unacked (None until capacity is known)
     internal_errors: int = 0
+    blocks: dict | None = None  # the provider's blocks (components.describe_blocks)
 
 
 class StatusBuilder:
@@ -74,17 +75,20 @@ class StatusBuilder:
             display_name=snap.config.display_name or snap.name, hostname=self.hostname, version=__version__,
             managers=counts["managers"], workers=counts["workers"], idle_workers=counts["idle_workers"],
             outstanding_tasks=snap.tasks_outstanding, tasks_completed=snap.tasks_completed,
-            detail={"heartbeat_threshold": snap.config.heartbeat_threshold},
+            detail={"heartbeat_threshold": snap.config.heartbeat_threshold,
+                    "degraded": (snap.blocks or {}).get("degraded")},
         )
 
     def as_dict(self, snap: DaemonSnapshot) -> dict:
         pids = snap.pids
+        degraded = (snap.blocks or {}).get("degraded")  # every block failed: tasks cannot run until one starts
         return {
             "name": snap.name,
             "endpoint_id": snap.names.endpoint_id,
             "owner": snap.names.owner,
             "display_name": snap.config.display_name or snap.name,
-            "state": _SHOWN_AS[snap.state],
+            "state": "Degraded" if degraded and snap.state == DaemonState.ONLINE else _SHOWN_AS[snap.state],
+            "degraded": degraded,
             "broker": {"url": snap.config.broker.url, "connected": snap.broker_connected,
                        "messages": dict(snap.broker_messages), "prefetch": snap.prefetch},
             "queues": snap.names.as_dict(),
@@ -94,6 +98,7 @@ class StatusBuilder:
             "interchange_restarts": snap.interchange_restarts,
             "managers_replaced": snap.managers_replaced,
             "internal_errors": snap.internal_errors,
+            "provider": snap.blocks,
             "pids": {"endpoint": os.getpid(), "interchange": pids.get("interchange"),
                      "managers": pids.get("managers", [])},
             "started_at": self.started_at,

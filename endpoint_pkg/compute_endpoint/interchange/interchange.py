@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import zmq
 
-from ..curve import KeyStore
 from ..protocol import (
     Control,
     ControlAction,
@@ -36,7 +35,7 @@ from ..protocol import (
 )
 from ..readiness import Readiness
 from ..zmq_sockets import bind, make_socket
-from .manager_auth import ManagerAuth, ManagerKeys
+from .manager_auth import ManagerAuth, ManagerKeys, curve_listener
 from .manager_record import ManagerRecord, registration_problem
 from .scheduler import Completion, Lost, Scheduler
 from .settings import InterchangeSettings
@@ -76,21 +75,8 @@ class Interchange:
 
     def _listen_for_remote_managers(self, settings: InterchangeSettings) -> None:
         """A CURVE server on TCP: only managers whose keys are authorized get through the handshake."""
-        if settings.keys_dir is None:
-            raise ValueError("managers on other hosts need CurveZMQ keys: give the interchange --keys-dir")
-        self.auth = ManagerAuth(self.ctx, KeyStore(settings.keys_dir), settings.keys_dir.parent.name)
-        sock = make_socket(self.ctx, zmq.ROUTER)
-        # A second connection under an identity in use is refused, not handed over: handing over would give
-        # one authorized manager another's tasks. ZMTP heartbeats close a dead manager's connection, so that
-        # its restart on a rebooted host gets its identity back.
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 0)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, int(settings.heartbeat_period * 1000))
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(settings.heartbeat_threshold * 1000))
-        self.auth.secure(sock)
-        bind(sock, f"tcp://{settings.worker_address}:{settings.worker_port or '*'}")
-        self.worker_port = int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
-        self.tcp_sock = sock
-        self.manager_socks.append(sock)
+        self.auth, self.tcp_sock, self.worker_port = curve_listener(self.ctx, settings)
+        self.manager_socks.append(self.tcp_sock)
 
     # --- main loop -----------------------------------------------------------
 
@@ -169,12 +155,18 @@ class Interchange:
         self._flush_to_endpoint()
 
     def _endpoint_control(self, msg: Control) -> None:
-        if msg.action == ControlAction.HELLO:
-            self.status_dirty = True
-        elif msg.action == ControlAction.SHUTDOWN:
+        self.status_dirty = True  # (all a HELLO asks for)
+        if msg.action == ControlAction.SHUTDOWN:
             log.info("shutdown requested by the endpoint; stopping %d managers", len(self.scheduler.managers))
             self._broadcast(Control(action=ControlAction.SHUTDOWN).pack())
             self.running = False
+        elif msg.action == ControlAction.DRAIN_MANAGERS:  # scale-in: they finish what they hold, then leave
+            for manager_id in (m for m in msg.manager_ids if m in self.scheduler.managers):
+                self.scheduler.set_draining(manager_id)
+                self._send_manager(manager_id, Control(action=ControlAction.DRAIN, detail=msg.detail).pack())
+        elif msg.action == ControlAction.FAIL_QUEUED:  # no block could start: say why rather than wait
+            self._fail_lost([Lost(entry, msg.detail) for entry in self.scheduler.take_queued()],
+                            ErrorKind.NO_RESOURCES)
 
     def _send_endpoint(self, frames: list[bytes]) -> None:
         self.to_endpoint.append(frames)
@@ -252,7 +244,7 @@ class Interchange:
         record = ManagerRecord(
             manager_id=msg.manager_id, hostname=msg.hostname, pid=msg.pid, workers=msg.workers,
             prefetch=msg.prefetch, container_types=tuple(msg.container_types), version=msg.version,
-            incarnation=msg.incarnation, batch_seq=msg.last_batch,
+            incarnation=msg.incarnation, batch_seq=msg.last_batch, block_id=msg.block_id,
         )
         lost = self.scheduler.add_manager(record, msg.known_tasks)
         log.info("manager %s registered from %s (pid %d, %d workers, holding %d tasks)", msg.manager_id,
@@ -368,14 +360,15 @@ class Interchange:
                 self._remove_manager(record.manager_id, reason)
                 self.status_dirty = True
 
-    def _fail_lost(self, lost: list[Lost]) -> None:
+    def _fail_lost(self, lost: list[Lost], kind: ErrorKind = ErrorKind.MANAGER_LOST) -> None:
         if not lost:
             return
         frames = [ResultBatch(sender="interchange").pack()]
         for item in lost:
             attempts = item.entry.attempts
-            message = f"{item.reason}; tried {attempts} time{'s' * (attempts > 1)}"
-            frames.append(Result.failure(item.entry.task_id, ErrorKind.MANAGER_LOST, message, error_type="ManagerLost",
+            message = f"{item.reason}; tried {attempts} time{'s' * (attempts > 1)}" if attempts else item.reason
+            error_type = "ManagerLost" if kind == ErrorKind.MANAGER_LOST else "NoResources"
+            frames.append(Result.failure(item.entry.task_id, kind, message, error_type=error_type,
                                          attempts=attempts, finished_at=time.time()).pack())
         self._send_endpoint(frames)
 

@@ -12,11 +12,16 @@ manager, so an admitted manager cannot speak for another.
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import zmq
 from zmq.utils import z85
 
 from ..curve import ENDPOINT, MANAGER, KeyStore, fingerprint
+from ..zmq_sockets import bind, make_socket
+
+if TYPE_CHECKING:
+    from .settings import InterchangeSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +30,23 @@ DOMAIN = b"compute-endpoint"
 _RELOAD_CHECK_SECONDS = 1.0
 _RELOAD_ANYWAY_SECONDS = 30.0  # in case a change kept the directory's timestamp
 _REFUSAL_LOG_SECONDS = 60.0
+
+
+def curve_listener(ctx: zmq.Context, settings: "InterchangeSettings") -> tuple["ManagerAuth", zmq.Socket, int]:
+    """The interchange's TCP socket for managers, a CURVE server, with its ZAP handler and the port it got."""
+    if settings.keys_dir is None:
+        raise ValueError("managers on other hosts need CurveZMQ keys: give the interchange --keys-dir")
+    auth = ManagerAuth(ctx, KeyStore(settings.keys_dir), settings.keys_dir.parent.name)
+    sock = make_socket(ctx, zmq.ROUTER)
+    # A second connection under an identity in use is refused, not handed over: handing over would give
+    # one authorized manager another's tasks. ZMTP heartbeats close a dead manager's connection, so that
+    # its restart on a rebooted host gets its identity back.
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 0)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, int(settings.heartbeat_period * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(settings.heartbeat_threshold * 1000))
+    auth.secure(sock)
+    bind(sock, f"tcp://{settings.worker_address}:{settings.worker_port or '*'}")
+    return auth, sock, int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
 
 
 class ManagerAuth:

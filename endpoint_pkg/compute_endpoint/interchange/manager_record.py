@@ -18,6 +18,7 @@ class ManagerRecord:
     container_types: tuple = ("RAW",)
     version: str = ""
     incarnation: str = ""  # which process of this manager id registered (see ManagerRegistration)
+    block_id: str = ""
     registered_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     idle_workers: int = 0
@@ -50,6 +51,7 @@ class ManagerRecord:
             "container_types": list(self.container_types),
             "last_seen_seconds_ago": round(time.monotonic() - self.last_seen, 1),
             "draining": self.draining,
+            "block_id": self.block_id,
         }
 
 
@@ -70,6 +72,8 @@ def registration_problem(msg: "ManagerRegistration", sender: str, plain_argument
         return f"it names manager {msg.manager_id[:100]!r} but comes from {sender[:100]!r}"
     if not 0 < len(msg.manager_id) <= _MAX_TEXT or not msg.manager_id.isprintable():
         return "its manager id must be 1 to 255 printable characters"
+    if len(msg.block_id) > _MAX_TEXT or not msg.block_id.isprintable():
+        return "its block id must be at most 255 printable characters"
     if len(msg.hostname) > _MAX_TEXT or not msg.hostname.isprintable():
         return "its host name must be at most 255 printable characters"
     if not 1 <= msg.workers <= _MAX_WORKERS or not 0 <= msg.prefetch <= _MAX_WORKERS:

@@ -152,6 +152,17 @@ class Scheduler:
                 self._requeue(entry, front=True)
         return len(missing)
 
+    def take_queued(self) -> list[TaskEntry]:
+        """Remove and return every task waiting for a manager (none will come to run them)."""
+        taken = []
+        for queue in self._queues.values():
+            while queue:
+                entry = self.tasks.get(queue.popleft())
+                if entry is not None and entry.manager is None:
+                    del self.tasks[entry.task_id]
+                    taken.append(entry)
+        return taken
+
     def set_draining(self, manager_id: str) -> None:
         record = self.managers.get(manager_id)
         if record:

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..addresses import is_loopback
 from ..cmdline import CommandLine, option
 
 if TYPE_CHECKING:  # the interchange process needs no config machinery, only what its command line says
@@ -35,9 +34,9 @@ class InterchangeSettings(CommandLine):
     def from_config(cls, config: "Config", endpoint_address: str, local_managers: str, worker_port: int, *,
                     keys_dir: Path | None = None, parent_pid: int = 0,
                     log_file: Path | None = None) -> "InterchangeSettings":
-        """Managers on other hosts get a TCP port only when ``engine.address`` is one they can reach."""
+        """Managers get a TCP port when they run in batch jobs or on other hosts (``engine.remote_managers``)."""
         engine = config.engine
-        remote = "" if is_loopback(engine.address) else engine.address
+        remote = engine.address if engine.remote_managers else ""
         return cls(endpoint_address=endpoint_address, local_managers=local_managers, worker_address=remote,
                    worker_port=worker_port if remote else 0, keys_dir=keys_dir if remote else None,
                    heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,

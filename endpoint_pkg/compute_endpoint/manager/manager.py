@@ -86,6 +86,7 @@ class Manager:
         self.drain_requested = False
         self._next_heartbeat = 0.0
         self._next_tick = 0.0
+        self._drain_at = time.monotonic() + settings.drain_after if settings.drain_after else None
 
     # --- main loop -----------------------------------------------------------
 
@@ -165,7 +166,7 @@ class Manager:
             manager_id=self.id, hostname=socket.gethostname(), pid=os.getpid(), incarnation=self.incarnation,
             workers=self.settings.workers, prefetch=self.settings.prefetch,
             known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
-            plain_arguments=self.settings.plain_arguments,
+            plain_arguments=self.settings.plain_arguments, block_id=self.settings.block_id,
         )
         self._send(msg.pack())
         self._resend_unacked(force=True)
@@ -211,6 +212,9 @@ class Manager:
         elif msg.action == ControlAction.SHUTDOWN:
             log.info("shutdown requested by the interchange")
             self.running = False
+        elif msg.action == ControlAction.DRAIN:
+            log.info("asked to leave by the endpoint (%s)", msg.detail or "scaling in")
+            self.drain_requested = True
 
     def _accept_task(self, frame: bytes) -> None:
         try:
@@ -283,6 +287,9 @@ class Manager:
         if self.link_watch is not None and self.link_watch.reconnect_due(now):
             self.register()
         self.pool.check_limits()
+        if self._drain_at is not None and now >= self._drain_at and not self.drain_requested:
+            log.info("drain_period of %gs reached; leaving so that a fresh block takes over", self.settings.drain_after)
+            self.drain_requested = True
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period
             self._send(Heartbeat(sender=self.id, known_tasks=sorted(self.known), last_batch=self.last_batch,

@@ -30,6 +30,9 @@ class ManagerSettings(CommandLine):
                                               "manager's pair (manager.key, manager.key_secret) and the "
                                               "interchange's public key (endpoint.key)")
     manager_id: str = option("", help="stable identity across restarts (default: HOST-PID-RANDOM)")
+    block_id: str = option("", help="the endpoint's block (batch job) this manager runs in")
+    drain_after: float = option(0.0, help="seconds after start to stop taking tasks, finish them and leave "
+                                          "(the engine's drain_period; 0: never)")
     prefetch: int = option(0, help="tasks to queue beyond the workers")
     heartbeat_period: float = option(5.0, help="seconds between heartbeats to the interchange")
     heartbeat_threshold: float = option(20.0, help="seconds without word from the interchange before warning")
@@ -48,7 +51,8 @@ class ManagerSettings(CommandLine):
 
     def __post_init__(self) -> None:
         if not self.manager_id:
-            self.manager_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            block = f"block-{self.block_id}." if self.block_id else ""
+            self.manager_id = f"{block}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
     def limits(self) -> WorkerLimits:
         return WorkerLimits(self.memory_limit or None, self.process_limit or None, self.cpu_limit or None)
@@ -65,6 +69,7 @@ class ManagerSettings(CommandLine):
                    max_result_bytes=config.max_payload_bytes,
                    plain_arguments=config.allowed_functions is not None, memory_limit=limits.memory_bytes or 0,
                    process_limit=limits.processes or 0, cpu_limit=limits.cpu_seconds or 0.0,
-                   isolate_submitters=config.isolate_submitters, parent_pid=parent_pid, log_file=log_file,
+                   isolate_submitters=config.isolate_submitters, drain_after=engine.drain_period or 0.0,
+                   parent_pid=parent_pid, log_file=log_file,
                    log_level=config.log_level)
 

@@ -312,6 +312,7 @@ class ManagerRegistration(Message):
     last_batch: int = 0
     version: str = ""
     plain_arguments: bool = False  # its workers load task arguments as plain data only (allowed_functions)
+    block_id: str = ""  # the endpoint's block (batch job) it runs in; empty when not started by a provider
 
 
 @dataclass(slots=True)
@@ -364,6 +365,8 @@ class Control(Message):
 
     KIND: ClassVar[int] = 15
     action: ControlAction
+    detail: str = ""  # why, for the log of whoever receives it (DRAIN, FAIL_QUEUED)
+    manager_ids: list[str] = in_payload()  # whom it concerns (DRAIN_MANAGERS)
 
 
 @dataclass(slots=True)

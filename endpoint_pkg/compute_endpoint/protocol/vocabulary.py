@@ -18,6 +18,9 @@ class ControlAction(StrEnum):
     REGISTER = "register"  # interchange -> manager: I do not know you (restarted, or you were declared lost)
     DRAINING = "draining"  # manager -> interchange: send me no more tasks
     BYE = "bye"  # manager -> interchange: I hold nothing and am leaving
+    DRAIN = "drain"  # interchange -> manager: finish what you hold, then leave (scale-in)
+    DRAIN_MANAGERS = "drain-managers"  # endpoint -> interchange: send these no more tasks and tell them to leave
+    FAIL_QUEUED = "fail-queued"  # endpoint -> interchange: no block can start; fail waiting tasks with detail
 
 
 class CommandAction(StrEnum):
@@ -55,3 +58,4 @@ class ErrorKind(StrEnum):
     WORKER_PROTOCOL = "worker_protocol"  # the task wrote to its worker's channel to the manager
     DEADLINE_EXCEEDED = "deadline_exceeded"  # no result long past its walltime: lost inside the endpoint
     UNDELIVERABLE = "undeliverable"  # the broker refused the result itself (larger than it accepts)
+    NO_RESOURCES = "no_resources"  # every block the provider started failed; the detail says why

@@ -1,14 +1,12 @@
 """LocalProvider: manager processes ("blocks") on this host.
 
 Starts ``init_blocks`` managers, replaces any that die, and scales between
-``min_blocks`` and ``max_blocks`` with the load: up when outstanding tasks
-need more slots (times ``parallelism``), down after ``max_idletime`` with
-nothing to do. A replacement manager keeps its block's manager id, so the
+``min_blocks`` and ``max_blocks`` with the load by the engine's ``strategy``
+(see strategy.py); a manager asked to go drains first. A replacement manager keeps its block's manager id, so the
 interchange recognises it and requeues the dead one's tasks at once.
 """
 
 import logging
-import math
 import os
 import shlex
 import signal
@@ -21,6 +19,7 @@ from ..config import Config
 from ..manager.settings import ManagerSettings
 from ..paths import EndpointDir
 from ..procs import describe_exit, spawn, terminate
+from .strategy import Load, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +31,7 @@ class Block:
     process: subprocess.Popen
     started: float
     stopping: bool = False
+    idle_since: float | None = None  # monotonic: since when the interchange has seen it hold no task
 
 
 class LocalBlocks:
@@ -44,13 +44,11 @@ class LocalBlocks:
         self.env = {**env, **config.engine.worker_environment()}
         self.blocks: dict[int, Block] = {}
         self._next_block = 0
-        self._idle_since: float | None = None
+        provider = self.provider
+        self.strategy = Strategy(self.engine.strategy or "none", provider.min_blocks, provider.max_blocks,
+                                 provider.parallelism, self.engine.job_status_kwargs.max_idletime)
         self._last_decision = 0.0
         self.replaced = 0
-
-    @property
-    def slots_per_block(self) -> int:
-        return self.engine.max_workers_per_node + (self.engine.prefetch_capacity or 0)
 
     def start(self) -> None:
         for _ in range(self.provider.init_blocks):
@@ -58,6 +56,27 @@ class LocalBlocks:
 
     def pids(self) -> list[int]:
         return [b.process.pid for b in self.blocks.values()]
+
+    def observe(self, managers: list[dict]) -> None:
+        """Which managers hold tasks: the strategy stops only idle ones."""
+        busy = {m["manager_id"] for m in managers if m.get("tasks")}
+        now = time.monotonic()
+        for block in self.blocks.values():
+            if block.manager_id in busy:
+                block.idle_since = None
+            elif block.idle_since is None:
+                block.idle_since = now
+
+    def take_requests(self) -> list:
+        return []  # managers are drained with SIGTERM, not through the interchange
+
+    def describe(self) -> dict:
+        now = time.monotonic()
+        blocks = [{"block_id": str(b.block_id), "job_id": str(b.process.pid), "manager_id": b.manager_id,
+                   "state": "DRAINING" if b.stopping else "RUNNING", "managers": 1,
+                   "running_seconds": round(now - b.started, 1)} for b in self.blocks.values()]
+        return {"provider": "LocalProvider", "strategy": self.strategy.kind, "blocks": blocks, "active": len(blocks),
+                "failed_in_a_row": 0, "degraded": None}
 
     # --- supervision ---------------------------------------------------------
 
@@ -76,29 +95,22 @@ class LocalBlocks:
             self._start_block(block_id=block.block_id)
 
     def scale(self, outstanding: int) -> None:
-        """One strategy step: add blocks for demand, remove idle ones after max_idletime."""
+        """One strategy step (see strategy.py): add managers for demand, stop idle ones (they drain first)."""
         now = time.monotonic()
         if now - self._last_decision < self.engine.job_status_kwargs.strategy_period:
             return
         self._last_decision = now
-        active = [b for b in self.blocks.values() if not b.stopping]
-        demand = math.ceil(outstanding * self.provider.parallelism / max(1, self.slots_per_block))
-        wanted = min(self.provider.max_blocks, max(self.provider.min_blocks, demand))
-        if wanted > len(active):
-            log.info("scaling up from %d to %d managers for %d outstanding tasks", len(active), wanted, outstanding)
-            for _ in range(wanted - len(active)):
-                self._start_block()
-            self._idle_since = None
-            return
-        if outstanding > 0 or len(active) <= wanted:
-            self._idle_since = None
-            return
-        self._idle_since = self._idle_since or now
-        if now - self._idle_since >= self.engine.job_status_kwargs.max_idletime:
-            for block in active[wanted:]:
-                log.info("manager %s idle for %.0fs; stopping it", block.manager_id, now - self._idle_since)
-                self._signal(block, signal.SIGTERM)
-            self._idle_since = None
+        active = {str(b.block_id): b for b in self.blocks.values() if not b.stopping}
+        idle = [(key, now - b.idle_since) for key, b in active.items() if b.idle_since is not None]
+        decision = self.strategy.decide(Load(outstanding, len(active), self.engine.max_workers_per_node,
+                                             sorted(idle, key=lambda item: -item[1])), now)
+        if decision.add or decision.remove:
+            log.info("strategy %s (%s): %d tasks, %d managers; adding %d, stopping %s", self.strategy.kind,
+                     decision.rule, outstanding, len(active), decision.add, decision.remove or "none")
+        for _ in range(decision.add):
+            self._start_block()
+        for key in decision.remove:
+            self._signal(active[key], signal.SIGTERM)
 
     def stop(self, timeout: float) -> None:
         for block in self.blocks.values():
@@ -119,7 +131,7 @@ class LocalBlocks:
         settings = ManagerSettings.from_config(self.config, self.interchange_address, manager_id,
                                                parent_pid=os.getpid(), log_file=self.ep.log_file(name))
         process, _ = spawn(self._command(settings), self.ep.stderr_log(name), self.env)
-        block = Block(block_id, manager_id, process, time.monotonic())
+        block = Block(block_id, manager_id, process, time.monotonic(), idle_since=time.monotonic())
         self.blocks[block_id] = block
         log.info("started manager %s (pid %d)", manager_id, process.pid)
         return block

@@ -8,6 +8,7 @@ from .errors import (
     BrokerUnavailableError,
     InvalidTaskError,
     ManagerLostError,
+    NoResourcesError,
     PayloadTooLargeError,
     RemoteExecutionError,
     ResultUndeliverableError,
@@ -25,7 +26,7 @@ from .executor import Executor
 
 __all__ = [
     "BrokerUnavailableError", "Client", "Executor", "InvalidTaskError", "ManagerLostError", "PayloadTooLargeError",
-    "RemoteExecutionError", "ResultUndeliverableError", "SDKError", "TaskDeadlineError", "TaskFailed",
-    "TaskSerializationError", "TaskTimeoutError", "UnknownEndpointError", "WorkerDiedError", "WorkerProtocolError",
-    "WorkerResourceError",
+    "NoResourcesError", "RemoteExecutionError", "ResultUndeliverableError", "SDKError", "TaskDeadlineError",
+    "TaskFailed", "TaskSerializationError", "TaskTimeoutError", "UnknownEndpointError", "WorkerDiedError",
+    "WorkerProtocolError", "WorkerResourceError",
 ]

@@ -68,6 +68,10 @@ class ResultUndeliverableError(TaskFailed):
     """The task ran, but the broker refused to carry its result (typically larger than it accepts)."""
 
 
+class NoResourcesError(TaskFailed):
+    """Every block the endpoint asked its batch scheduler for failed; the message carries their output."""
+
+
 class RemoteExecutionError(Exception):
     """The remote function raised an exception that cannot be rebuilt here.
 
@@ -93,6 +97,7 @@ _SYSTEM_ERRORS: dict[str, type[TaskFailed]] = {
     ErrorKind.WORKER_PROTOCOL: WorkerProtocolError,
     ErrorKind.DEADLINE_EXCEEDED: TaskDeadlineError,
     ErrorKind.UNDELIVERABLE: ResultUndeliverableError,
+    ErrorKind.NO_RESOURCES: NoResourcesError,
 }
 
 
