@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -56,9 +57,18 @@ def state_of(ep: EndpointDir) -> State:
 
 def daemon_pid(ep: EndpointDir) -> int | None:
     try:
-        return int(ep.pid_file.read_text().strip())
+        return int(ep.pid_file.read_text().split("\n")[0])
     except (OSError, ValueError):
         return None
+
+
+def daemon_host(ep: EndpointDir) -> str | None:
+    """The host the pid file was written on (older versions wrote none)."""
+    try:
+        lines = ep.pid_file.read_text().split("\n")
+    except OSError:
+        return None
+    return lines[1].strip() or None if len(lines) > 1 else None
 
 
 # --- configure / login ------------------------------------------------------------
@@ -131,13 +141,20 @@ def owners_config(ep: EndpointDir, read: Callable[[Config], Any]) -> Any:
 
 def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60.0) -> dict:
     ep = home.existing(name)
-    owners_config(ep, lambda _config: None)  # refuse a bad config here, with its file and line
+    try:  # refuse a bad config here, with its file and line
+        owners_config(ep, lambda config: config.engine.check_address())
+    except ConfigError as exc:
+        raise exc.located(file=str(ep.config_file())) from None
     units = installed_units(home, ep)
     if units:
         return _start_units(ep, units, progress)
     state = state_of(ep)
     if state is State.RUNNING:
-        raise EndpointError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)})")
+        where = f" on host {daemon_host(ep)}" if daemon_host(ep) not in (None, socket.gethostname()) else ""
+        raise EndpointError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)}{where})")
+    if state is State.DISCONNECTED and _runs_elsewhere(home, ep, progress):
+        raise EndpointError(f"endpoint {name!r} is running on host {daemon_host(ep)} (pid {daemon_pid(ep)}), which "
+                            f"shares this endpoint's directory: stop it there first, or use it as it is")
     if state is State.DISCONNECTED:
         progress("the endpoint was not stopped cleanly; cleaning up first")
         cleanup_stale(ep)
@@ -148,6 +165,21 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
     if line.startswith("FAILED"):
         raise EndpointError(line[7:])
     raise EndpointError(line)
+
+
+def _runs_elsewhere(home: EndpointHome, ep: EndpointDir, progress: Progress) -> bool:
+    """The pid file names another host (a shared $HOME): is the daemon there alive? It answers a status command."""
+    host = daemon_host(ep)
+    if host in (None, socket.gethostname()):
+        return False
+    progress(f"the endpoint's pid file was written on host {host}; asking whether it still runs there")
+    try:
+        status(home, ep.name, timeout=5.0, assume_running=True)["broker"]
+    except (EndpointError, KeyError):
+        ep.pid_file.unlink(missing_ok=True)  # no answer: it died there; its processes there are not ours to kill
+        ep.components_file.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _start_units(ep: EndpointDir, units: Units, progress: Progress) -> dict:
@@ -221,6 +253,12 @@ def stop(home: EndpointHome, name: str, progress: Progress, timeout: float | Non
         stop_units(units)
         return f"endpoint {name!r} stopped"
     state = state_of(ep)
+    elsewhere = daemon_host(ep) not in (None, socket.gethostname())
+    if elsewhere and (state is State.RUNNING or _runs_elsewhere(home, ep, progress)):
+        raise EndpointError(f"endpoint {name!r} runs on host {daemon_host(ep)} (pid {daemon_pid(ep)}): run "
+                            f"`compute-endpoint stop {name}` there")
+    if elsewhere:
+        return f"endpoint {name!r} had stopped on host {daemon_host(ep)} without cleaning up; removed its pid file"
     if state is State.DISCONNECTED:
         killed = cleanup_stale(ep)
         extra = f" and stopped {len(killed)} leftover processes" if killed else ""
@@ -281,14 +319,15 @@ def local_status(ep: EndpointDir) -> dict:
     }
 
 
-def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
-    """Local state, plus the running daemon's own account when it answers."""
+def status(home: EndpointHome, name: str, timeout: float = 5.0, assume_running: bool = False) -> dict:
+    """Local state, plus the running daemon's own account when it answers (asked even when not running here
+    with ``assume_running``: a daemon on another host sharing the endpoint's directory)."""
     ep = home.existing(name)
     result = local_status(ep)
     units = installed_units(home, ep)
     if units:
         result["systemd"] = {unit: unit_state(unit) for unit in units.services}
-    if result["state"] != State.RUNNING.value:
+    if result["state"] != State.RUNNING.value and not assume_running:
         return result
     try:
         url, tls_ca = owners_config(ep, lambda config: (config.broker.url, config.broker.tls_ca))
@@ -296,6 +335,8 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0) -> dict:
         client = Client(url, identity.client_id, identity.secret, tls_ca)
         reply = client.send_command(result["endpoint_id"], CommandAction.STATUS, timeout=timeout, owner=result["owner"])
     except EndpointError as exc:
+        if assume_running:
+            raise
         result["live_status_error"] = str(exc)
         return result
     # Degraded: running, but every block its provider started failed (the daemon says why).

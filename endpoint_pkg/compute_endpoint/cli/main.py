@@ -11,6 +11,7 @@ import typer
 
 from .. import __version__, control, systemctl
 from ..config import Broker, ConfigError, load_config
+from ..config.describe import describe
 from ..config.model import DEFAULT_BROKER_URL
 from ..curve import ENDPOINT, MANAGER, KeyStore
 from ..errors import EndpointError
@@ -208,9 +209,15 @@ def disable_on_boot(name: NameArg = "default") -> None:
 @app.command("check-config")
 @command
 def check_config(path: Annotated[str, typer.Argument(help="A config.yaml or config.py to validate.")]) -> None:
-    """Validate a config file without starting anything; exit code 0 when it is valid."""
-    load_config(path)
+    """Validate a config file without starting anything, and say what it means; exit code 0 when it is valid.
+
+    An address the config names that this host does not have (an interface of the login node it is
+    written for) is a warning here; `start` refuses it.
+    """
+    config = load_config(path)
     output.out.print(f"{path}: valid")
+    for label, text in describe(config):
+        output.out.print(f"  {label:<9} {text}", highlight=False, markup=False)
 
 
 keys_app = typer.Typer(help="CurveZMQ keys of the link between the interchange and managers on other hosts.",

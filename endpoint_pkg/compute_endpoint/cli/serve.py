@@ -20,7 +20,9 @@ NameArg = Annotated[str, typer.Argument(help="Endpoint name.")]
 
 def _endpoint(name: str) -> tuple[EndpointDir, Config]:
     ep = EndpointHome.resolve().existing(name)
-    return ep, load_config(ep.config_file())
+    config = load_config(ep.config_file())
+    config.engine.check_address()
+    return ep, config
 
 
 def _exit(code: int) -> None:

@@ -11,28 +11,55 @@ import yaml
 
 from .fields import ConfigError
 from .model import ENGINE_TYPES, Broker, Config, Engine, LocalProvider, Strategy
-from .network import address_by_interface
+from .network import KINDS as ADDRESS_KINDS
+from .network import AddressSpec
 from .parsl_objects import PROVIDERS, build
 
 # Keys from upstream Globus Compute configs whose meaning does not carry over,
 # with what to do instead. Any other unknown key gets the list of known ones.
 _UNSUPPORTED_HINTS = {
-    "amqp_port": "put the port in broker.url instead",
+    # the endpoint
     "multi_user": "multi-user endpoints are not supported; run one endpoint per identity",
     "high_assurance": "not supported",
     "subscription_id": "not supported",
+    "authentication_policy": "not supported; access is governed by broker permissions and allowed_submitters",
+    "admins": "not supported; the endpoint's owner is its broker identity",
     "public": "not supported; access is governed by broker permissions",
-    "endpoint_setup": "not supported; use engine.provider.worker_init for per-manager setup",
-    "endpoint_teardown": "not supported",
+    "environment": "not supported; name the broker with broker.url",
+    "local_compute_services": "not supported; name the broker with broker.url",
+    "idle_heartbeats_hard": "use idle_heartbeats_soft (there is no separate hard limit)",
     "log_dir": "logs are always written to the endpoint directory",
+    "stdout": "logs are always written to the endpoint directory",
+    "stderr": "logs are always written to the endpoint directory",
     "executors": "use a single 'engine:' section (the upstream 1.x/2.x layout)",
+    # the engine
+    "executor": "give the engine's settings directly under 'engine:'",
     "worker_ports": "use engine.worker_port (one port for managers)",
     "worker_port_range": "use engine.worker_port",
     "interchange_port_range": "the interchange's endpoint-side port is chosen automatically",
-    "encrypted": "managers on other hosts always connect over CurveZMQ; remove the key",
+    "loopback_address": "the endpoint reaches its interchange over a private socket",
+    "launch_cmd": "the manager command is fixed; prepare its environment with provider.worker_init",
+    "interchange_launch_cmd": "the interchange is started by the endpoint itself",
+    "cores_per_worker": "use max_workers_per_node (workers per node)",
+    "mem_per_worker": "use worker_limits.memory (a limit per worker)",
+    "cpu_affinity": "not supported; bind with the launcher's options (e.g. SrunLauncher overrides: --cpu-bind=cores)",
+    "poll_period": "not needed: managers are polled by their sockets",
+    "address_probe_timeout": "not needed: managers are given one address (engine.address)",
+    "manager_selector": "not supported; the interchange sends tasks to idle workers first",
+    "block_error_handler": "not needed: failed blocks are reported and retried with back-off (README)",
+    "remote_monitoring_radio": "not supported; see `compute-endpoint status`",
+    "storage_access": "not supported",
+    "run_in_sandbox": "use engine.working_dir",
+    "allowed_serializers": "use allowed_functions (only plain-data arguments are then accepted)",
+    "container_type": "containers around the worker pool are not supported yet; start the workers' environment "
+                      "with provider.worker_init",
+    "container_uri": "containers around the worker pool are not supported yet",
+    "container_cmd_options": "containers around the worker pool are not supported yet",
 }
 
 _ENGINES_ELSEWHERE = ("ThreadPoolEngine", "ProcessPoolEngine")
+_STRATEGY_CLASSES = {"SimpleStrategy": "simple", "HtexAutoScaleStrategy": "htex_auto_scale",
+                     "NoneStrategy": "none"}
 
 
 def load_config(path: Path | str) -> Config:
@@ -86,7 +113,7 @@ class _Builder:
             self.fail(path, f"expected a mapping of settings, got {type(data).__name__} {data!r}")
         data = dict(data)
         cls = self._choose_class(cls, data, path)
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        known = {f.name: f for f in dataclasses.fields(cls) if f.init}
         kwargs = {}
         for key, value in data.items():
             if key not in known:
@@ -127,17 +154,34 @@ class _Builder:
             data["max_workers_per_node"] = data.pop("max_workers")
         if "provider" in data:
             data["provider"] = self._provider(data["provider"], path + ("provider",))
+        if isinstance(data.get("strategy"), dict):
+            self._strategy_object(data, path + ("strategy",))
         if isinstance(data.get("address"), dict):
             data["address"] = self._address(data["address"], path + ("address",))
         return Engine
 
-    def _address(self, spec: dict, path: tuple) -> str:
-        if spec.get("type") != "address_by_interface" or set(spec) != {"type", "ifname"}:
-            self.fail(path, "expected an address string or {type: address_by_interface, ifname: NAME}")
-        try:
-            return address_by_interface(str(spec["ifname"]))
-        except OSError as exc:
-            self.fail(path + ("ifname",), f"cannot read an IPv4 address of interface {spec['ifname']!r}: {exc}")
+    def _strategy_object(self, data: dict, path: tuple) -> None:
+        """Upstream's older form, {type: SimpleStrategy, max_idletime: N}: a name, and job_status_kwargs."""
+        spec = dict(data["strategy"])
+        kind = _STRATEGY_CLASSES.get(spec.pop("type", None))
+        if kind is None:
+            self.fail(path + ("type",), f"expected one of: {', '.join(_STRATEGY_CLASSES)}")
+        kwargs = data.setdefault("job_status_kwargs", {})
+        for key in ("max_idletime", "strategy_period"):
+            if key in spec:
+                kwargs[key] = spec.pop(key)
+        if spec:
+            self.fail(path + (next(iter(spec)),), "unknown key; expected one of: type, max_idletime, strategy_period")
+        data["strategy"] = kind
+
+    def _address(self, spec: dict, path: tuple) -> AddressSpec:
+        """Resolved when the endpoint starts: a config is often checked on another host than it runs on."""
+        kind = spec.get("type")
+        wanted = {"type", "ifname"} if kind == "address_by_interface" else {"type"}
+        if kind not in ADDRESS_KINDS or set(spec) != wanted or not isinstance(spec.get("ifname", ""), str):
+            self.fail(path, "expected an address, or {type: address_by_interface, ifname: NAME}, "
+                            "{type: address_by_hostname} or {type: address_by_route}")
+        return AddressSpec(kind, spec.get("ifname", ""))
 
     def _unknown_key(self, path: tuple, known: dict) -> NoReturn:
         key = path[-1]

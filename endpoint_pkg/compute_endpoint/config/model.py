@@ -7,7 +7,7 @@ way from either source, naming the key.
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from ..limits import WorkerLimits
 from ..protocol.broker_names import IDENTITY_PATTERN
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .fields import ConfigError, check_fields, setting
+from .network import AddressError, AddressSpec
 from .parsl_objects import is_parsl_provider
 
 MiB = 1024 * 1024
@@ -145,7 +146,8 @@ class Engine:
     prefetch_capacity: int | None = setting(
         None, kind=int, minimum=0, nullable=True,
         doc="tasks a manager may queue beyond its workers (default: one per worker; 0 for long, uneven tasks)")
-    address: str = setting("127.0.0.1", kind=str, doc="address the interchange listens on for managers")
+    address: str = setting("127.0.0.1", kind=object,
+                           doc="address the interchange listens on for managers, or how to find it (AddressSpec)")
     worker_port: int | None = setting(None, kind=int, minimum=1, nullable=True,
                                       doc="port for managers; chosen freely when unset")
     worker_env: dict = setting(kind=dict, factory=dict, doc="extra environment variables for workers")
@@ -154,6 +156,14 @@ class Engine:
     job_status_kwargs: Strategy = setting(kind=Strategy, factory=Strategy)
     strategy: str | None = setting("simple", kind=str, nullable=True, choices=STRATEGIES,
                                    doc="how blocks scale: none (init_blocks only), simple, htex_auto_scale")
+    available_accelerators: int | list | None = setting(
+        None, kind=object, nullable=True,
+        doc="accelerators per node, a count or a list of ids: one worker per accelerator, each seeing only its own")
+    working_dir: str | None = setting(None, kind=str, nullable=True, doc="the workers' current directory")
+    worker_logdir_root: str | None = setting(None, kind=str, nullable=True,
+                                             doc="where managers in batch jobs write their logs (one file each)")
+    worker_debug: bool = setting(False, kind=bool, doc="managers and workers log at DEBUG")
+    encrypted: bool = setting(True, kind=bool, doc="managers connect over CurveZMQ (always; false is ignored)")
     drain_period: float | None = setting(None, kind=float, positive=True, nullable=True,
                                          doc="seconds after which a block's managers stop taking tasks, finish "
                                              "theirs and leave (set it below the block's walltime)")
@@ -167,6 +177,21 @@ class Engine:
     def remote_managers(self) -> bool:
         """Managers connect over TCP (CurveZMQ): from batch jobs, or from other hosts."""
         return self.batch or not is_loopback(self.address)
+
+    def _pin_accelerators(self) -> None:
+        wanted = self.available_accelerators
+        if wanted is None:
+            return
+        if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
+            self.accelerators = [str(n) for n in range(wanted)]
+        elif isinstance(wanted, list) and wanted and all(isinstance(a, (str, int)) and str(a) for a in wanted):
+            self.accelerators = [str(a) for a in wanted]
+        else:
+            raise ConfigError("available_accelerators",
+                              f"expected a count above 0 or a list of device ids, got {wanted!r}")
+        if any("," in a or not a.isprintable() for a in self.accelerators):
+            raise ConfigError("available_accelerators", f"device ids may not contain commas, got {wanted!r}")
+        self.max_workers_per_node = min(self.max_workers_per_node, len(self.accelerators))
 
     def _check_provider(self) -> None:
         if isinstance(self.provider, LocalProvider):
@@ -192,9 +217,34 @@ class Engine:
         """``worker_env`` as environment variables (values become strings)."""
         return {key: str(value) for key, value in self.worker_env.items()}
 
+    accelerators: list[str] = field(default_factory=list, init=False, compare=False, repr=False)
+    notes: list[str] = field(default_factory=list, init=False, compare=False, repr=False)  # said at load, not errors
+    # What ``address`` named when it is not a literal, and why it cannot be had here (see check_address).
+    address_spec: AddressSpec | None = field(default=None, init=False, compare=False, repr=False)
+    address_problem: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    def check_address(self) -> None:
+        """Where the endpoint starts, the address must exist (check-config only warns: see address_problem)."""
+        if self.address_problem:
+            raise ConfigError("engine.address", self.address_problem)
+
+    def _resolve_address(self) -> None:
+        if isinstance(self.address, AddressSpec):
+            self.address_spec, self.address = self.address, ""
+            try:
+                self.address = self.address_spec.resolve()
+            except AddressError as exc:
+                self.address_problem = f"{self.address_spec}: {exc}"
+        elif not isinstance(self.address, str) or not self.address:
+            raise ConfigError("address", f"expected an address or an AddressSpec, got {self.address!r}")
+
     def __post_init__(self):
         check_fields(self)
+        self._resolve_address()
+        self._pin_accelerators()
         self.strategy = self.strategy or "none"  # upstream writes null for no scaling
+        if not self.encrypted:
+            self.notes.append("encrypted: false is ignored: managers always connect over CurveZMQ")
         self._check_provider()
         if self.prefetch_capacity is None:
             # A task queued behind each worker spares it a round trip to the interchange
@@ -262,6 +312,12 @@ class Config:
                                         doc="stop after this many idle heartbeats (0: never)")
     allowed_functions: list | None = setting(None, kind=list, nullable=True,
                                              doc="function hashes allowed to run (null: any)")
+    amqp_port: int | None = setting(None, kind=int, minimum=1, nullable=True,
+                                    doc="the broker's port, in place of the one in broker.url")
+    endpoint_setup: str | None = setting(None, kind=str, nullable=True,
+                                         doc="shell commands run before the endpoint starts; failing stops the start")
+    endpoint_teardown: str | None = setting(None, kind=str, nullable=True,
+                                            doc="shell commands run after the endpoint stops")
     allowed_submitters: list = setting(kind=list, factory=list,
                                        doc="broker identities besides the owner that may submit tasks")
     isolate_submitters: bool = setting(False, kind=bool,
@@ -289,3 +345,12 @@ class Config:
                                   f"expected broker identities (1-64 letters, digits, '_' or '-'), got {item!r}")
         if self.debug:
             self.log_level = "DEBUG"
+        if self.amqp_port is not None:
+            self._set_broker_port(self.amqp_port)
+
+    def _set_broker_port(self, port: int) -> None:
+        if port > 65535:
+            raise ConfigError("amqp_port", f"expected a TCP port (1-65535), got {port}")
+        parts = urlsplit(self.broker.url)
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        self.broker.url = parts._replace(netloc=f"{host}:{port}").geturl()

@@ -71,6 +71,7 @@ class AmqpAgent:
         self._channel: Any = None  # a pika Channel while one is open (pika ships no type information)
         self.epoch = 0
         self.ready = False
+        self.was_ready = False  # consumed before: an "exclusive use" refusal is then our own stale consumer
         self._stopping = False
         self._backoff = Backoff()
         self._prefetch: int | None = None  # None until the interchange reports its capacity
@@ -177,6 +178,8 @@ class AmqpAgent:
 
     def _fatal_message(self, code: int, text: str) -> str | None:
         """What to tell the operator when the broker refuses what only they can fix; None to retry."""
+        if code == ReplyCode.ACCESS_REFUSED and "exclusive use" in text and self.was_ready:
+            return None  # our own consumer on a connection the broker has not yet found dead: it soon will
         if code == ReplyCode.ACCESS_REFUSED:
             return self._refusal_message(text)
         if code == ReplyCode.PRECONDITION_FAILED and self._step.startswith("declaring"):
@@ -187,6 +190,9 @@ class AmqpAgent:
         return None
 
     def _refusal_message(self, reply_text: str) -> str:
+        if "exclusive use" in reply_text:
+            return (f"another daemon of this endpoint is already taking its tasks ({reply_text}): it runs on another "
+                    "host sharing this endpoint's directory; stop it there first (`compute-endpoint stop`)")
         if self._step.startswith("exchange") and not self._passive_exchanges:
             return (f"the broker has no exchange {TASK_EXCHANGE!r}/{RESULT_EXCHANGE!r} and identity "
                     f"{self._identity!r} may not create them ({reply_text}); an administrator must set up the "
@@ -235,8 +241,10 @@ class AmqpAgent:
                 ("consuming commands", self._consume_commands)]
 
     def _consume_commands(self, done: Done | None = None) -> None:
+        # Exclusive, as the task consumer: a second daemon of this endpoint (another login node sharing $HOME)
+        # is refused here, before it says it is ready.
         self._command_consumer = self._channel.basic_consume(self._names.commands_queue, self._on_command_message,
-                                                             callback=done)
+                                                             exclusive=True, callback=done)
 
     def _run_steps(self, steps: Iterator[Step], finished: Callable[[], None]) -> None:
         step = next(steps, None)
@@ -248,7 +256,7 @@ class AmqpAgent:
 
     def _consume(self) -> None:
         self._step = "consuming"
-        self.ready = True
+        self.ready = self.was_ready = True
         self._backoff.reset()
         self._start_task_consumer()
         self._cb.on_ready()
@@ -270,7 +278,8 @@ class AmqpAgent:
 
         def consume(_frame: Any) -> None:
             if self._channel is ch and ch.is_open and not self._tasks_paused and self._task_consumer is None:
-                self._task_consumer = ch.basic_consume(self._names.tasks_queue, self._on_task_message)
+                # Exclusive: a second daemon of this endpoint (another login node sharing $HOME) is refused.
+                self._task_consumer = ch.basic_consume(self._names.tasks_queue, self._on_task_message, exclusive=True)
                 log.info("consuming %s with prefetch %d", self._names.tasks_queue, self._prefetch)
 
         ch.basic_qos(prefetch_count=self._prefetch, callback=consume)

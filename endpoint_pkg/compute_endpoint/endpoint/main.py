@@ -8,6 +8,7 @@ service.
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import uuid
@@ -22,6 +23,7 @@ from ..paths import EndpointDir, EndpointHome, write_private
 from ..readiness import Readiness
 from .components import Components, LocalComponents, UnitComponents
 from .daemon import EndpointDaemon
+from .hooks import run_hook
 from .lock import DaemonLock
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,20 @@ def run(settings: DaemonSettings, readiness: Readiness) -> int:
     try:
         identity = _read_identity(settings.identity_stdin, home, ep)
         config = load_config(ep.config_file())
+        config.engine.check_address()
         if not home.system:
             ep.make_private()  # also tightens an endpoint configured by an older version
-        write_private(ep.pid_file, f"{os.getpid()}\n")
         setup_logging(None if settings.log_to_stderr else ep.log_file("endpoint"), config.log_level)
-        return _serve(ep, config, identity, readiness, settings.components)
+        for note in config.engine.notes:
+            log.warning("config: %s", note)
+        if config.endpoint_setup:
+            readiness.progress("running endpoint_setup")
+        run_hook("endpoint_setup", config.endpoint_setup, ep.state_dir, must_succeed=True)
+        write_private(ep.pid_file, f"{os.getpid()}\n{socket.gethostname()}\n")  # the host: $HOME may be shared
+        try:
+            return _serve(ep, config, identity, readiness, settings.components)
+        finally:
+            run_hook("endpoint_teardown", config.endpoint_teardown, ep.state_dir, must_succeed=False)
     finally:
         lock.release()
 

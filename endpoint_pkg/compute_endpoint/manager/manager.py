@@ -71,7 +71,8 @@ class Manager:
         self.output = WorkerOutput() if capture_output else None
         self.pool = WorkerPool(settings.workers, self.id, PoolOptions(
             settings.max_result_bytes, worker_env, self.output.write_fd if self.output else None,
-            settings.plain_arguments, settings.limits(), settings.worker_user))
+            settings.plain_arguments, settings.limits(), settings.worker_user, settings.working_dir,
+            tuple(a for a in settings.accelerators.split(",") if a)))
         # (task id, packed task, walltime, submitter): waiting for a worker
         self.pending: deque[tuple[str, bytes, float | None, str]] = deque()
         self.known: set[str] = set()

@@ -45,8 +45,12 @@ class ManagerSettings(CommandLine):
     isolate_submitters: bool = option(False, help="a worker runs the tasks of one submitter only")
     worker_user: str = option("", help="run workers as this user, which must not be able to read the endpoint's "
                                        "files (needs CAP_SETUID and CAP_SETGID; the packaged unit sets compute-worker)")
+    working_dir: str = option("", help="the workers' current directory (default: their user's home, else this one)")
+    accelerators: str = option("", help="accelerator ids, comma-separated, one per worker: each worker sees only "
+                                        "its own (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK)")
     parent_pid: int = option(0, help="exit when this process dies")
     log_file: Path | None = option(None, help="log to this file (default: stderr)")
+    log_dir: Path | None = option(None, help="log to MANAGER_ID.log in this directory (when no --log-file)")
     log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     def __post_init__(self) -> None:
@@ -70,6 +74,8 @@ class ManagerSettings(CommandLine):
                    plain_arguments=config.allowed_functions is not None, memory_limit=limits.memory_bytes or 0,
                    process_limit=limits.processes or 0, cpu_limit=limits.cpu_seconds or 0.0,
                    isolate_submitters=config.isolate_submitters, drain_after=engine.drain_period or 0.0,
+                   working_dir=engine.working_dir or "", accelerators=",".join(engine.accelerators),
                    parent_pid=parent_pid, log_file=log_file,
-                   log_level=config.log_level)
+                   log_dir=Path(engine.worker_logdir_root) if engine.worker_logdir_root else None,
+                   log_level="DEBUG" if engine.worker_debug else config.log_level)
 

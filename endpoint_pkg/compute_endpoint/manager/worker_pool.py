@@ -48,6 +48,12 @@ class Failure:
     message: str
 
 
+def pinned_to(accelerator: str) -> dict[str, str]:
+    """The variables that make NVIDIA, AMD and Intel runtimes show a process one device (as Parsl sets them)."""
+    return {"CUDA_VISIBLE_DEVICES": accelerator, "ROCR_VISIBLE_DEVICES": accelerator,
+            "ZE_AFFINITY_MASK": accelerator, "COMPUTE_ENDPOINT_ACCELERATOR": accelerator}
+
+
 @dataclass
 class WorkerHandle:
     index: int
@@ -57,6 +63,7 @@ class WorkerHandle:
     task: RunningTask | None = None
     failure: Failure | None = None  # set when the manager kills it
     submitter: str | None = None  # whose tasks it has run (with isolate_submitters)
+    accelerator: str | None = None  # the one device it sees (available_accelerators)
 
     @property
     def pid(self) -> int:
@@ -74,6 +81,8 @@ class PoolOptions:
     plain_arguments: bool = False
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     worker_user: str = ""  # run workers as this user (see WorkerIdentity)
+    working_dir: str = ""  # the workers' current directory (default: the workers' user's home, or the manager's)
+    accelerators: tuple[str, ...] = ()  # one per worker, exported as CUDA_VISIBLE_DEVICES and its kin
 
 
 class WorkerPool:
@@ -105,20 +114,27 @@ class WorkerPool:
                                   manager_id=self.manager_id, plain_arguments=opts.plain_arguments,
                                   memory_limit=self.limits.memory_bytes or 0,
                                   process_limit=self.limits.processes or 0,
-                                  workdir=self.identity.home if self.identity else "")
+                                  workdir=opts.working_dir or (self.identity.home if self.identity else ""))
         command = settings.command()
+        accelerator = self._free_accelerator()
         if self.identity is not None:
             command = self.identity.wrap(command)
         # (it changes to its workdir itself: the manager's user may not enter the workers' home)
-        process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), env=self.env, stdin=subprocess.DEVNULL,
+        env = self.env if accelerator is None else {**(self.env or os.environ), **pinned_to(accelerator)}
+        process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
                                    stdout=opts.output_fd, stderr=opts.output_fd, start_new_session=True)
         theirs.close()
-        handle = WorkerHandle(self._next_index, process, mine, FrameReader(self.max_frame))
+        handle = WorkerHandle(self._next_index, process, mine, FrameReader(self.max_frame), accelerator=accelerator)
         self._next_index += 1
         self.workers[mine.fileno()] = handle
         self.generation += 1
         log.debug("started worker %d (pid %d)", handle.index, process.pid)
         return handle
+
+    def _free_accelerator(self) -> str | None:
+        """The first accelerator no live worker holds (a replacement takes its predecessor's)."""
+        held = {w.accelerator for w in self.workers.values()}
+        return next((a for a in self.options.accelerators if a not in held), None)
 
     def stop(self, timeout: float = 2.0) -> None:
         for handle in self.workers.values():
