@@ -77,6 +77,8 @@ def test_with_no_blocks_the_first_task_starts_a_job_and_returns_through_it(slurm
     assert block["state"] == "RUNNING" and block["managers"] == 1 and block["job_id"] in our_jobs(ep)
     table = ep.cli("status", ep.name).stdout
     assert "Blocks from SlurmProvider" in table and block["job_id"] in table
+    assert ep.stop().returncode == 0
+    wait_for(lambda: not live_jobs(ep), timeout=30, what="the job to end with the endpoint")
 
 
 def test_a_burst_scales_out_to_max_blocks_and_back_in_after_max_idletime(slurm, endpoint_factory):

@@ -184,8 +184,19 @@ class BatchBlocks:
             log.warning("block %s (job %s) ended: %s%s; its managers' tasks run elsewhere", block.block_id,
                         block.job_id, block.state, f" ({block.failure})" if block.failure else "")
         else:
+            self._find_output(block)
             block.fail(explain_end(block, status))
             self._block_failed(block)
+
+    def _find_output(self, block: Block) -> None:
+        """Some providers (Condor, LSF) do not say where a job's output went: it is beside its submit script."""
+        for suffix in ("stdout", "stderr"):
+            if getattr(block, f"{suffix}_path"):
+                continue
+            found = sorted(self.ep.blocks_dir.glob(f"*.block-{block.block_id}.*{suffix}"),
+                           key=lambda path: path.stat().st_mtime)
+            if found:
+                setattr(block, f"{suffix}_path", str(found[-1]))
 
     def _block_failed(self, block: Block) -> None:
         log.error("%s", block.failure)
