@@ -69,6 +69,11 @@ def main() -> None:
             report["scaling"][name][workers] = result["throughput"]
     progress("the interchange alone, with simulated managers")
     report["interchange"] = measure(["interchange_sim.py"])
+    report["slurm"] = {name: [] for name in ("ours", "parsl-htex")}
+    for repeat in range(args.repeats):
+        for name in report["slurm"]:
+            progress(f"blocks through Slurm: {name}, run {repeat + 1} of {args.repeats}")
+            report["slurm"][name].append(measure(["slurm_blocks.py", "--system", name]))
 
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "latest.json").write_text(json.dumps(report, indent=2))
@@ -131,7 +136,23 @@ def markdown(report: dict) -> str:
     for run in report["interchange"]["runs"]:
         lines.append(f"| {run['managers']} | {run['policy_us_per_task']:.1f} | "
                      f"{run['interchange_cpu_us_per_task']:.0f} | {run['throughput']:.0f} |")
+    lines += ["", *slurm_table(report)]
     return "\n".join(lines)
+
+
+def slurm_table(report: dict) -> list[str]:
+    """Blocks through a real one-node Slurm, the same SlurmProvider and a 1 s strategy period for both."""
+    runs = report.get("slurm")
+    if not runs:
+        return []
+    lines = ["| blocks through Slurm (init_blocks 0, max_blocks 3, 8-task burst) | ours (s) | Parsl HTEX (s) |",
+             "|---|---:|---:|"]
+    for label, key in (("first task to its result, no block running", "first_result_s"),
+                       ("burst to max_blocks jobs submitted", "scale_out_jobs_submitted_s"),
+                       ("burst to as many managers connected as the node runs (2)", "scale_out_managers_connected_s")):
+        ours, parsl = (spread([run[key] for run in runs[name]]) for name in ("ours", "parsl-htex"))
+        lines.append(f"| {label} | {fmt(ours, 2)} | {fmt(parsl, 2)} |")
+    return lines
 
 
 def encryption_table(s: dict) -> list[str]:

@@ -58,6 +58,9 @@ class Components(Protocol):
 
     def pids(self) -> dict: ...
 
+    def note_load(self, outstanding: int) -> None:
+        """Tasks arrived: a strategy that is short of slots need not wait for its next period."""
+
     def take_requests(self) -> list[Control]:
         """What the interchange must be told for the blocks: managers to drain, waiting tasks to fail."""
 
@@ -178,6 +181,9 @@ class LocalComponents:
     def observe(self, status: InterchangeStatus) -> None:
         self.blocks.observe(status.managers)
 
+    def note_load(self, outstanding: int) -> None:
+        self.blocks.scale(outstanding)
+
     def take_requests(self) -> list[Control]:
         return self.blocks.take_requests()
 
@@ -224,6 +230,9 @@ class UnitComponents:
 
     def interchange_failure(self) -> str | None:
         return None
+
+    def note_load(self, outstanding: int) -> None:
+        """systemd runs the managers: nothing to scale."""
 
     def take_requests(self) -> list[Control]:
         return []

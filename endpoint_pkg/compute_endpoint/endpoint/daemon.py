@@ -205,6 +205,7 @@ class EndpointDaemon:
         for item in items:
             self._take_task(item, group, sender or "")  # (a permitted sender always has a name)
         self.link.flush()  # the delivery's tasks leave together, without waiting for the next loop
+        self.components.note_load(len(self.ledger))
         if group.pending == 0:  # every task in it was finished already
             self.agent.ack(delivery)
         self.idle_heartbeats = 0

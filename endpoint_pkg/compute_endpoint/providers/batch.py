@@ -61,6 +61,7 @@ class BatchBlocks:
         self.retry_at = 0.0
         self._next_id = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a tick now: tasks outgrew the slots (else every strategy_period)
         self._thread = threading.Thread(target=self._run, name="blocks", daemon=True)
         # Jobs inherit the daemon's environment (sbatch --export=ALL): never the broker secret.
         for name in (ENV_ID, ENV_SECRET):
@@ -80,7 +81,11 @@ class BatchBlocks:
 
     def scale(self, outstanding: int) -> None:
         with self.lock:
+            grew = outstanding > self.outstanding
             self.outstanding = outstanding
+            slots = sum(b.counts for b in self.blocks.values()) * self.slots_per_block
+        if grew and outstanding > slots:
+            self._wake.set()
 
     def observe(self, managers: list[dict]) -> None:
         """Which managers of which block the interchange knows, and whether they are busy."""
@@ -116,6 +121,7 @@ class BatchBlocks:
     def stop(self, timeout: float) -> None:
         """Stop scaling and cancel every job (the interchange has told their managers to stop)."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
         jobs = [b.job_id for b in self.blocks.values() if b.job_id]
@@ -133,7 +139,11 @@ class BatchBlocks:
 
     def _run(self) -> None:
         self.begin()
-        while not self._stop.wait(self.period):
+        while not self._stop.is_set():
+            self._wake.wait(self.period)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.tick(time.monotonic())
             except Exception:  # a scheduler answering nonsense must not end scaling for good
