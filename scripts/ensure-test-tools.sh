@@ -13,9 +13,10 @@ set -euo pipefail
 #   openssh-client openssl     molecule reaches its hosts over SSH; the cluster scenario makes a CA
 #   util-linux procps          nsenter, mount, mountpoint, setsid; pgrep
 #   slurmctld slurmd slurm-client munge   a one-node Slurm for the batch tests (single-node-slurm.sh)
+#   mpich                      mpiexec, for MPIFunction under GlobusMPIEngine
 PACKAGES=(rabbitmq-server python3.11 python3.11-venv python3-venv iproute2 debootstrap systemd-container
           rpm rpmlint lintian binutils openssh-client openssl util-linux procps
-          slurmctld slurmd slurm-client munge)
+          slurmctld slurmd slurm-client munge mpich)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

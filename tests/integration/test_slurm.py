@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compute_endpoint.sdk import NoResourcesError
+from compute_endpoint.sdk import MPIFunction, NoResourcesError
 
 from ..support.broker import wait_for
 
@@ -133,3 +133,15 @@ def test_drain_period_retires_a_block_and_a_new_one_takes_over(slurm, endpoint_f
     ended = [b for b in blocks(ep) if b["state"] != "RUNNING"]
     assert ended and ended[0]["state"] in ("SCALED_IN", "COMPLETED"), blocks(ep)
     assert len(blocks(ep)) >= 2
+
+
+def test_mpi_function_runs_its_ranks_with_srun_inside_the_block(slurm, endpoint_factory):
+    config = slurm_config(exclusive=False, scheduler_options="#SBATCH --ntasks-per-node=2",
+                          launcher={"type": "SimpleLauncher"})
+    config["engine"].update(type="GlobusMPIEngine", mpi_launcher="srun")
+    ep = endpoint_factory("slurm-mpi", config=config)
+    with ep.executor(resource_specification={"num_nodes": 1, "ranks_per_node": 2}) as ex:
+        result = ex.submit(MPIFunction("sh -c 'echo rank $SLURM_PROCID of $SLURM_NTASKS'")).result(timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == ["rank 0 of 2", "rank 1 of 2"]
+    assert result.cmd.startswith("srun -N 1 -n 2 --ntasks-per-node=2 --nodelist=")

@@ -104,6 +104,22 @@ engine:
     max_blocks: 1
     walltime: "00:30:00"
 """, "SlurmProvider"),
+    "expanse_mpi": ("""
+engine:
+  type: GlobusMPIEngine
+  mpi_launcher: srun
+  address: {type: address_by_interface, ifname: ib0}
+  provider:
+    type: SlurmProvider
+    partition: compute
+    account: my-allocation
+    launcher: {type: SimpleLauncher}
+    worker_init: "module load cpu/0.17.3b; source ~/compute-env/bin/activate"
+    nodes_per_block: 4
+    init_blocks: 0
+    max_blocks: 1
+    walltime: "00:05:00"
+""", "SlurmProvider"),
     "worker_pinning": ("""
 engine:
   type: GlobusComputeEngine

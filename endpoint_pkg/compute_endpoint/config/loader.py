@@ -148,6 +148,8 @@ class _Builder:
                                         "endpoint; use type: GlobusComputeEngine")
         if kind not in ENGINE_TYPES:
             self.fail(path + ("type",), f"unknown engine type {kind!r}; expected one of: {', '.join(ENGINE_TYPES)}")
+        if kind == "GlobusMPIEngine" and "max_workers_per_block" in data:  # MPI tasks at once, per block
+            data["max_workers_per_node"] = data.pop("max_workers_per_block")
         if "max_workers" in data:
             if "max_workers_per_node" in data:
                 self.fail(path + ("max_workers",), "set either max_workers or max_workers_per_node, not both")

@@ -122,7 +122,8 @@ def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-ENGINE_TYPES = ("GlobusComputeEngine", "HighThroughputEngine", "ComputeEngine")
+ENGINE_TYPES = ("GlobusComputeEngine", "HighThroughputEngine", "ComputeEngine", "GlobusMPIEngine")
+MPI_LAUNCHERS = ("mpiexec", "srun", "aprun")
 STRATEGIES = ("none", "simple", "htex_auto_scale")
 
 
@@ -160,6 +161,8 @@ class Engine:
         None, kind=object, nullable=True,
         doc="accelerators per node, a count or a list of ids: one worker per accelerator, each seeing only its own")
     working_dir: str | None = setting(None, kind=str, nullable=True, doc="the workers' current directory")
+    mpi_launcher: str = setting("mpiexec", kind=str, choices=MPI_LAUNCHERS,
+                                doc="GlobusMPIEngine: what starts an MPI task's ranks on its nodes")
     worker_logdir_root: str | None = setting(None, kind=str, nullable=True,
                                              doc="where managers in batch jobs write their logs (one file each)")
     worker_debug: bool = setting(False, kind=bool, doc="managers and workers log at DEBUG")
@@ -172,6 +175,11 @@ class Engine:
     def batch(self) -> bool:
         """Managers come from a Parsl provider (a batch scheduler, a cloud), not as children of the endpoint."""
         return not isinstance(self.provider, LocalProvider)
+
+    @property
+    def mpi(self) -> bool:
+        """GlobusMPIEngine: one manager per block shares the block's nodes among MPI tasks."""
+        return self.type == "GlobusMPIEngine"
 
     @property
     def remote_managers(self) -> bool:
@@ -202,6 +210,10 @@ class Engine:
         if type(self.provider).__name__ == "LocalProvider":
             self.provider = LocalProvider.from_parsl(self.provider)
             return
+        launcher = type(getattr(self.provider, "launcher", None)).__name__
+        if self.mpi and launcher not in ("SimpleLauncher", "NoneType"):
+            raise ConfigError("provider.launcher", f"GlobusMPIEngine runs one manager per block, which starts each "
+                                                   f"task's ranks itself: use SimpleLauncher, not {launcher}")
         blocks = (self.provider.min_blocks, self.provider.init_blocks, self.provider.max_blocks)
         if any(not isinstance(n, int) or n < 0 for n in blocks) or self.provider.max_blocks < 1:
             raise ConfigError("provider", f"min_blocks, init_blocks and max_blocks must be whole numbers (max_blocks "

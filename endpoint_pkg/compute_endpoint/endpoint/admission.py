@@ -56,7 +56,7 @@ class Admission:
             return Result.failure(task.task_id, ErrorKind.PAYLOAD_TOO_LARGE,
                                   f"the task is {size / 2**20:.1f} MiB, over the endpoint's limit of "
                                   f"{limit / 2**20:.1f} MiB (max_payload_bytes)", error_type="PayloadTooLarge")
-        problem = walltime_problem(task.walltime)
+        problem = walltime_problem(task.walltime) or self.mpi_problem(task)
         if problem:
             return Result.failure(task.task_id, ErrorKind.INVALID_TASK, problem, error_type="InvalidTask")
         allowed = self.config.allowed_functions
@@ -64,6 +64,22 @@ class Admission:
             return Result.failure(task.task_id, ErrorKind.FUNCTION_NOT_ALLOWED,
                                   f"function {task.fn_hash} is not in this endpoint's allowed_functions",
                                   error_type="FunctionNotAllowed")
+        return None
+
+
+    def mpi_problem(self, task: Task) -> str | None:
+        """MPI requests: only to a GlobusMPIEngine, within a block; where the ranks go is the manager's to say."""
+        if task.mpi_nodes or task.mpi_prefix:
+            return "mpi_nodes and mpi_prefix are set by the manager that places a task, never by its submitter"
+        if not (task.num_nodes or task.ranks_per_node):
+            return None
+        engine = self.config.engine
+        if not engine.mpi:
+            return (f"this endpoint's engine is {engine.type}, which runs no MPI tasks: submit MPI work to an "
+                    "endpoint with GlobusMPIEngine, or drop resource_specification")
+        if not 0 <= task.num_nodes <= engine.provider.nodes_per_block or not 0 <= task.ranks_per_node <= 65536:
+            return (f"resource_specification asks for {task.num_nodes} nodes and {task.ranks_per_node} ranks per "
+                    f"node; a block here has {engine.provider.nodes_per_block} nodes")
         return None
 
 

@@ -29,10 +29,12 @@ from ..limits import effective_walltime
 from ..protocol import (
     Control,
     ControlAction,
+    ErrorKind,
     Heartbeat,
     ManagerRegistration,
     Message,
     ProtocolError,
+    Result,
     ResultAck,
     ResultBatch,
     Task,
@@ -43,6 +45,7 @@ from ..protocol.broker_names import reply_key_owner
 from ..readiness import Readiness
 from ..zmq_sockets import make_socket
 from .link_watch import LinkWatch
+from .mpi_nodes import MpiRequestError, NodePool, block_nodes
 from .settings import ManagerSettings
 from .worker_output import WorkerOutput
 from .worker_pool import PoolOptions, WorkerHandle, WorkerPool
@@ -73,6 +76,7 @@ class Manager:
             settings.max_result_bytes, worker_env, self.output.write_fd if self.output else None,
             settings.plain_arguments, settings.limits(), settings.worker_user, settings.working_dir,
             tuple(a for a in settings.accelerators.split(",") if a)))
+        self.mpi = NodePool(settings.mpi_launcher, block_nodes()) if settings.mpi_launcher else None
         # (task id, packed task, walltime, submitter): waiting for a worker
         self.pending: deque[tuple[str, bytes, float | None, str]] = deque()
         self.known: set[str] = set()
@@ -232,6 +236,9 @@ class Manager:
 
     def _send_results(self, results: list[tuple[str, bytes]]) -> None:
         now = time.monotonic()
+        if self.mpi is not None:
+            for task_id, _ in results:
+                self.mpi.release(task_id)
         frames = [ResultBatch(sender=self.id).pack()]
         for task_id, packed in results:
             self.unacked[task_id] = (packed, now)
@@ -261,7 +268,19 @@ class Manager:
             return
         idle = self.pool.idle()
         while self.pending and idle:
-            task_id, data, walltime, submitter = self.pending.popleft()
+            task_id, data, walltime, submitter = self.pending[0]
+            if self.mpi is not None:
+                try:
+                    placed = self.mpi.place(task_id, data)
+                except MpiRequestError as exc:
+                    self.pending.popleft()
+                    self._send_results([(task_id, Result.failure(task_id, ErrorKind.INVALID_TASK, str(exc),
+                                                                 error_type="InvalidTask", manager=self.id).pack())])
+                    continue
+                if placed is None:
+                    return  # waits for nodes; the tasks behind it wait their turn
+                data = placed
+            self.pending.popleft()
             worker = self._worker_for(submitter, idle)
             idle.remove(worker)
             if self.settings.isolate_submitters and worker.submitter not in (None, submitter):

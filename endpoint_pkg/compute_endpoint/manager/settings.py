@@ -45,6 +45,8 @@ class ManagerSettings(CommandLine):
     isolate_submitters: bool = option(False, help="a worker runs the tasks of one submitter only")
     worker_user: str = option("", help="run workers as this user, which must not be able to read the endpoint's "
                                        "files (needs CAP_SETUID and CAP_SETGID; the packaged unit sets compute-worker)")
+    mpi_launcher: str = option("", help="GlobusMPIEngine: share this block's nodes among MPI tasks, started with "
+                                        "srun, mpiexec or aprun (empty: not an MPI manager)")
     working_dir: str = option("", help="the workers' current directory (default: their user's home, else this one)")
     accelerators: str = option("", help="accelerator ids, comma-separated, one per worker: each worker sees only "
                                         "its own (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK)")
@@ -75,6 +77,7 @@ class ManagerSettings(CommandLine):
                    process_limit=limits.processes or 0, cpu_limit=limits.cpu_seconds or 0.0,
                    isolate_submitters=config.isolate_submitters, drain_after=engine.drain_period or 0.0,
                    working_dir=engine.working_dir or "", accelerators=",".join(engine.accelerators),
+                   mpi_launcher=engine.mpi_launcher if engine.mpi else "",
                    parent_pid=parent_pid, log_file=log_file,
                    log_dir=Path(engine.worker_logdir_root) if engine.worker_logdir_root else None,
                    log_level="DEBUG" if engine.worker_debug else config.log_level)

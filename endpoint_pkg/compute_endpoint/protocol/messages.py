@@ -207,6 +207,10 @@ class Task(Message):
     container_type: str = "RAW"
     walltime: float | None = None
     submitted_at: float = 0.0
+    num_nodes: int = 0  # an MPI task (GlobusMPIEngine): the nodes it asks for, and ranks on each
+    ranks_per_node: int = 0
+    mpi_nodes: str = ""  # set by the manager that places it (never by a submitter): its nodes, comma-separated,
+    mpi_prefix: str = ""  # and the launcher command that starts its ranks there
     payload: bytes = b""
 
 

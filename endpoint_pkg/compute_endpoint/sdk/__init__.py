@@ -23,10 +23,11 @@ from .errors import (
     WorkerResourceError,
 )
 from .executor import Executor
+from .shell import MPIFunction, ShellFunction, ShellResult
 
 __all__ = [
     "BrokerUnavailableError", "Client", "Executor", "InvalidTaskError", "ManagerLostError", "PayloadTooLargeError",
     "NoResourcesError", "RemoteExecutionError", "ResultUndeliverableError", "SDKError", "TaskDeadlineError",
     "TaskFailed", "TaskSerializationError", "TaskTimeoutError", "UnknownEndpointError", "WorkerDiedError",
-    "WorkerProtocolError", "WorkerResourceError",
+    "WorkerProtocolError", "WorkerResourceError", "ShellFunction", "MPIFunction", "ShellResult",
 ]

@@ -41,23 +41,52 @@ from .session import BrokerSession
 log = logging.getLogger(__name__)
 
 
+def mpi_request(spec: dict | None) -> tuple[int, int]:
+    """(num_nodes, ranks_per_node) from a resource_specification; (0, 0) for none."""
+    if not spec:
+        return 0, 0
+    unknown = set(spec) - {"num_nodes", "ranks_per_node", "num_ranks"}
+    if unknown:
+        raise ValueError(f"resource_specification takes num_nodes, ranks_per_node and num_ranks; not "
+                         f"{', '.join(sorted(unknown))}")
+    values = {key: spec[key] for key in spec}
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values.values()):
+        raise ValueError(f"resource_specification values must be whole numbers above 0; got {spec!r}")
+    nodes = values.get("num_nodes", 1)
+    ranks_per_node = values.get("ranks_per_node")
+    if ranks_per_node is None:
+        ranks = values.get("num_ranks", nodes)
+        if ranks % nodes:
+            raise ValueError(f"num_ranks ({ranks}) must be a multiple of num_nodes ({nodes})")
+        ranks_per_node = ranks // nodes
+    elif "num_ranks" in values and values["num_ranks"] != nodes * ranks_per_node:
+        raise ValueError("num_ranks must equal num_nodes times ranks_per_node")
+    return nodes, ranks_per_node
+
+
 class Executor(_BaseExecutor):
     def __init__(self, endpoint_id: str, broker_url: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, endpoint_owner: str | None = None, tls_ca: str | None = None,
                  connect_timeout: float = 30.0, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                 walltime: float | None = None, check_endpoint: bool = True):
+                 walltime: float | None = None, check_endpoint: bool = True,
+                 resource_specification: dict | None = None):
         """Connect to the broker and check the endpoint exists.
 
         ``walltime``: seconds each task submitted from now on may run before it is
         killed; the endpoint's ``engine.task_walltime`` applies when unset, and is
         the most any task gets when set. May be changed later through the
         ``walltime`` attribute; it must be a finite number above 0.
+
+        ``resource_specification``: for MPI tasks (``MPIFunction``) on an endpoint with
+        GlobusMPIEngine, ``{"num_nodes": N, "ranks_per_node": R}`` (or ``num_ranks``
+        in place of ``ranks_per_node``); also an attribute.
         """
         self.endpoint_id = str(endpoint_id)
         self.identity = sdk_identity(client_id, client_secret)
         self.names = EndpointNames(endpoint_owner or self.identity.client_id, self.endpoint_id)
         self.max_payload_bytes = max_payload_bytes
         self.walltime = walltime
+        self.resource_specification = resource_specification
         self.duplicates_dropped = 0
         self.foreign_results_dropped = 0  # result messages not sent by the endpoint's owner
         self._futures: dict[str, Future] = {}
@@ -95,6 +124,15 @@ class Executor(_BaseExecutor):
             raise ValueError(f"walltime must be a finite number of seconds above 0, or None; got {value!r}")
         self._walltime = None if value is None else float(value)
 
+    @property
+    def resource_specification(self) -> dict | None:
+        return self._resources
+
+    @resource_specification.setter
+    def resource_specification(self, value: dict | None) -> None:
+        self._resources = value
+        self._nodes, self._ranks_per_node = mpi_request(value)
+
     # --- concurrent.futures.Executor -----------------------------------------
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
@@ -111,7 +149,8 @@ class Executor(_BaseExecutor):
             return future
         task = Task(task_id=str(uuid.uuid4()), fn_hash=fn_hash, fn_len=len(fn_bytes),
                     reply_to=self._session.reply.key, submitter=self.identity.client_id,
-                    walltime=self.walltime, submitted_at=time.time(), payload=fn_bytes + arg_bytes)
+                    walltime=self.walltime, submitted_at=time.time(), num_nodes=self._nodes,
+                    ranks_per_node=self._ranks_per_node, payload=fn_bytes + arg_bytes)
         body = task.pack()
         if len(body) > self.max_payload_bytes:
             future.set_exception(PayloadTooLargeError(

@@ -5,6 +5,7 @@ a stream socket inherited as a file descriptor, so the user function's own
 stdout and stderr stay free for its prints.
 """
 
+import contextlib
 import errno
 import os
 import signal
@@ -12,7 +13,7 @@ import socket
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import serialize
@@ -42,6 +43,28 @@ class FunctionCache:
         else:
             self._entries.move_to_end(fn_hash)
         return fn
+
+
+@contextlib.contextmanager
+def mpi_environment(task: Task) -> Iterator[None]:
+    """For an MPI task, the variables Parsl's MPI apps read, set while it runs: where its ranks go, and how."""
+    if not task.mpi_nodes:
+        yield
+        return
+    nodes = task.mpi_nodes.split(",")
+    values = {"PARSL_MPI_PREFIX": task.mpi_prefix, "PARSL_MPI_NODELIST": task.mpi_nodes,
+              "PARSL_NUM_NODES": str(len(nodes)), "PARSL_RANKS_PER_NODE": str(task.ranks_per_node),
+              "PARSL_NUM_RANKS": str(len(nodes) * task.ranks_per_node)}
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id: str = "",
@@ -75,7 +98,8 @@ def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id:
             **common,
         )
     try:
-        value = fn(*args, **kwargs)
+        with mpi_environment(task):
+            value = fn(*args, **kwargs)
     except BaseException as exc:  # even sys.exit() in user code is reported, not obeyed
         over_limit = _limit_reached(exc, limits or WorkerLimits())
         if over_limit:
