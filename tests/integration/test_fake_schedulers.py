@@ -52,7 +52,7 @@ def start(ep, env):
 
 def config(provider: str, **extra) -> dict:
     return {"engine": {"max_workers_per_node": 1, "address": "127.0.0.1", "heartbeat_threshold": 6,
-                       "job_status_kwargs": {"strategy_period": 1, "max_idletime": 60},
+                       "job_status_kwargs": {"strategy_period": 1, "status_period": 1, "max_idletime": 60},
                        "provider": {"type": provider, "init_blocks": 0, "min_blocks": 0, "max_blocks": 1,
                                     **PROVIDERS[provider], **extra}}}
 

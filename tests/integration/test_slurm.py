@@ -32,7 +32,7 @@ def slurm():
 def slurm_config(**provider) -> dict:
     return {"engine": {
         "max_workers_per_node": 1, "address": "127.0.0.1", "heartbeat_threshold": 6,
-        "job_status_kwargs": {"strategy_period": 1, "max_idletime": 4},
+        "job_status_kwargs": {"strategy_period": 1, "status_period": 1, "max_idletime": 4},
         "provider": {"type": "SlurmProvider", "partition": "debug", "init_blocks": 0, "min_blocks": 0,
                      "max_blocks": 1, "walltime": "00:10:00", "cmd_timeout": 30,
                      "launcher": {"type": "SingleNodeLauncher"}, **provider},

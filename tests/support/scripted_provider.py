@@ -18,6 +18,8 @@ class ScriptedProvider(ExecutionProvider):
         self.commands: list[str] = []
         self.cancelled: list[str] = []
         self.refuse_submit: str | None = None  # the scheduler's complaint, while set
+        self.status_calls = 0
+        self.polling_interval = 1
 
     @property
     def label(self):
@@ -25,7 +27,7 @@ class ScriptedProvider(ExecutionProvider):
 
     @property
     def status_polling_interval(self):
-        return 1
+        return self.polling_interval
 
     def submit(self, command, tasks_per_node, job_name="parsl.scripted"):
         if self.refuse_submit:
@@ -36,6 +38,7 @@ class ScriptedProvider(ExecutionProvider):
         return job_id
 
     def status(self, job_ids):
+        self.status_calls += 1
         return [self.jobs[job_id] for job_id in job_ids]
 
     def cancel(self, job_ids):

@@ -22,10 +22,12 @@ def at(seconds: float) -> float:
     return time.monotonic() + seconds
 
 
-def make_blocks(tmp_path, strategy="simple", max_held_time=None, drain_period=None, **provider) -> BatchBlocks:
+def make_blocks(tmp_path, strategy="simple", max_held_time=None, drain_period=None, status_period=1e-6,
+                **provider) -> BatchBlocks:
     engine = Engine(provider=ScriptedProvider(**provider), max_workers_per_node=2, strategy=strategy,
                     drain_period=drain_period,
-                    job_status_kwargs=Strategy(max_idletime=IDLE, strategy_period=1, max_held_time=max_held_time))
+                    job_status_kwargs=Strategy(max_idletime=IDLE, strategy_period=1, status_period=status_period,
+                                               max_held_time=max_held_time))
     blocks = BatchBlocks(EndpointDir("ep", tmp_path / "config", tmp_path / "state"), Config(engine=engine),
                          "tcp://10.0.0.1:5000")
     blocks.begin()
@@ -244,3 +246,18 @@ def test_jobs_never_inherit_the_broker_secret(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPUTE_CLIENT_SECRET", "hunter2")
     make_blocks(tmp_path)
     assert "COMPUTE_CLIENT_SECRET" not in os.environ, "a job gets the environment it was submitted from"
+
+
+def test_the_scheduler_is_polled_at_the_providers_interval_and_at_once_when_managers_leave(tmp_path):
+    blocks = make_blocks(tmp_path, status_period=None, init_blocks=1)
+    provider = blocks.provider
+    provider.polling_interval = 30
+    blocks.status_period = 30.0  # (read from the provider when the blocks are made)
+    run(blocks, "100")
+    blocks.tick(at(0))
+    blocks.tick(at(1))
+    blocks.tick(at(2))
+    assert provider.status_calls == 1, "once per status_polling_interval"
+    leave(blocks, "0")
+    blocks.tick(at(3))
+    assert provider.status_calls == 2, "its managers left: the job has likely ended"

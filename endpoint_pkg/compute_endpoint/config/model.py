@@ -69,6 +69,9 @@ class Strategy:
     max_idletime: float = setting(120.0, kind=float, positive=True,
                                   doc="seconds a manager may sit idle before it is removed")
     strategy_period: float = setting(5.0, kind=float, positive=True, doc="seconds between scaling decisions")
+    status_period: float | None = setting(None, kind=float, positive=True, nullable=True,
+                                          doc="seconds between asking the scheduler for its jobs' states (null: "
+                                              "the provider's own interval, 60 s for batch schedulers)")
     max_held_time: float | None = setting(None, kind=float, positive=True, nullable=True,
                                           doc="seconds a held or suspended block may stay so before it is "
                                               "cancelled and replaced (null: wait)")

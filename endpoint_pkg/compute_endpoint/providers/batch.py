@@ -45,6 +45,11 @@ class BatchBlocks:
         self.interchange = interchange
         self.period = engine.job_status_kwargs.strategy_period
         self.max_held_time = engine.job_status_kwargs.max_held_time
+        # Schedulers ask to be polled gently (Parsl's providers say how often: 60 s for the batch ones).
+        self.status_period = engine.job_status_kwargs.status_period or float(
+            getattr(self.provider, "status_polling_interval", 60))
+        self._last_refresh = -float("inf")
+        self._refresh_soon = False  # a block's managers all left: its job has likely ended
         provider = self.provider
         self.strategy = Strategy(engine.strategy or "none", provider.min_blocks, provider.max_blocks,
                                  float(provider.parallelism), engine.job_status_kwargs.max_idletime)
@@ -96,6 +101,8 @@ class BatchBlocks:
         with self.lock:
             for block in self.blocks.values():
                 present = by_block.get(block.block_id, [])
+                if block.managers and not present:
+                    self._refresh_soon = True
                 block.observe(present, now)
                 if present and self.degraded:
                     log.info("block %s has a manager connected; no longer degraded", block.block_id)
@@ -151,7 +158,9 @@ class BatchBlocks:
 
     def tick(self, now: float) -> None:
         """One step: refresh job states, apply the strategy, cancel what must go (every strategy_period)."""
-        self._refresh(now)
+        if self._refresh_soon or now - self._last_refresh >= self.status_period:
+            self._refresh_soon, self._last_refresh = False, now
+            self._refresh(now)
         with self.lock:
             load = Load(self.outstanding, sum(b.counts for b in self.blocks.values()), self.slots_per_block,
                         sorted(((b.block_id, b.idle_seconds(now)) for b in self.blocks.values() if b.removable),
