@@ -172,6 +172,11 @@ def test_an_interface_this_host_lacks_is_a_warning_naming_the_ones_it_has(tmp_pa
     assert "lo" in done.stdout.split("its interfaces are: ")[1]
 
 
+def test_encrypted_false_is_a_note_not_an_error(tmp_path):
+    done = check(tmp_path, "ospool", SITES["ospool"][0])
+    assert "Note      encrypted: false is ignored: managers always connect over CurveZMQ" in done.stdout
+
+
 def test_amqp_port_replaces_the_port_of_the_broker_url(tmp_path):
     done = check(tmp_path, "anvil", SITES["anvil"][0])
     assert "Broker    amqp://127.0.0.1:443/%2F" in done.stdout

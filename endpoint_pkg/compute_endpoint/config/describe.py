@@ -11,7 +11,8 @@ _BLOCK_KEYS = ("init_blocks", "min_blocks", "max_blocks", "nodes_per_block", "pa
 def describe(config: Config) -> list[tuple[str, str]]:
     engine = config.engine
     provider = engine.provider
-    rows = [("Engine", f"{engine.type}: {engine.max_workers_per_node} workers per node, "
+    mpi = f"MPI tasks through {engine.mpi_launcher}, " if engine.mpi else ""
+    rows = [("Engine", f"{engine.type}: {mpi}{engine.max_workers_per_node} workers per node, "
                        f"prefetch {engine.prefetch_capacity}, task walltime "
                        f"{f'{engine.task_walltime:g} s' if engine.task_walltime else 'none'}")]
     rows.append(("Provider", f"{type(provider).__name__}{_arguments(provider, _BLOCK_KEYS)}"))
@@ -26,6 +27,7 @@ def describe(config: Config) -> list[tuple[str, str]]:
                            + (f", managers retire after {engine.drain_period:g} s" if engine.drain_period else "")))
     rows.append(("Address", _address(config)))
     rows.append(("Broker", config.broker.url))
+    rows += [("Note", note) for note in engine.notes]
     return rows
 
 
@@ -52,6 +54,6 @@ def _arguments(obj: object, skip: tuple) -> str:
             continue
         value = getattr(obj, name)
         if param.default is inspect.Parameter.empty or value != param.default:
-            text = str(value).strip()
+            text = " ".join(str(value).split())
             shown.append(f"{name}: {text[:60] + '...' if len(text) > 60 else text}")
     return f" ({', '.join(shown)})" if shown else ""
