@@ -6,10 +6,8 @@ and call ``pack()``; decode with ``unpack()`` (one known class) or
 field's presence and type (list items and enum values included) and names
 the first that is wrong.
 
-A list that grows with the work a component holds (the task ids a manager
-declares, the results it is acknowledged for) is declared ``in_payload()``:
-it travels as the message's payload, a JSON array, not in the header, whose
-size is capped (about 1,700 task ids would fill it).
+A list that grows with the work a component holds (task ids a manager declares or is acknowledged for) is
+``in_payload()``: a JSON array as the payload, not in the header, whose size is capped (~1,700 task ids).
 """
 
 import dataclasses
