@@ -71,6 +71,12 @@ def daemon_host(ep: EndpointDir) -> str | None:
     return lines[1].strip() or None if len(lines) > 1 else None
 
 
+def other_host(ep: EndpointDir) -> str | None:
+    """The host the daemon was started on, when that is not this one (login nodes sharing $HOME)."""
+    host = daemon_host(ep)
+    return host if host not in (None, socket.gethostname()) else None
+
+
 # --- configure / login ------------------------------------------------------------
 
 
@@ -150,7 +156,7 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
         return _start_units(ep, units, progress)
     state = state_of(ep)
     if state is State.RUNNING:
-        where = f" on host {daemon_host(ep)}" if daemon_host(ep) not in (None, socket.gethostname()) else ""
+        where = f" on host {other_host(ep)}" if other_host(ep) else ""
         raise EndpointError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)}{where})")
     if state is State.DISCONNECTED and _runs_elsewhere(home, ep, progress):
         raise EndpointError(f"endpoint {name!r} is running on host {daemon_host(ep)} (pid {daemon_pid(ep)}), which "
@@ -169,8 +175,8 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
 
 def _runs_elsewhere(home: EndpointHome, ep: EndpointDir, progress: Progress) -> bool:
     """The pid file names another host (a shared $HOME): is the daemon there alive? It answers a status command."""
-    host = daemon_host(ep)
-    if host in (None, socket.gethostname()):
+    host = other_host(ep)
+    if host is None:
         return False
     progress(f"the endpoint's pid file was written on host {host}; asking whether it still runs there")
     try:
@@ -253,12 +259,12 @@ def stop(home: EndpointHome, name: str, progress: Progress, timeout: float | Non
         stop_units(units)
         return f"endpoint {name!r} stopped"
     state = state_of(ep)
-    elsewhere = daemon_host(ep) not in (None, socket.gethostname())
+    elsewhere = other_host(ep)
     if elsewhere and (state is State.RUNNING or _runs_elsewhere(home, ep, progress)):
-        raise EndpointError(f"endpoint {name!r} runs on host {daemon_host(ep)} (pid {daemon_pid(ep)}): run "
+        raise EndpointError(f"endpoint {name!r} runs on host {elsewhere} (pid {daemon_pid(ep)}): run "
                             f"`compute-endpoint stop {name}` there")
     if elsewhere:
-        return f"endpoint {name!r} had stopped on host {daemon_host(ep)} without cleaning up; removed its pid file"
+        return f"endpoint {name!r} had stopped on host {elsewhere} without cleaning up; removed its pid file"
     if state is State.DISCONNECTED:
         killed = cleanup_stale(ep)
         extra = f" and stopped {len(killed)} leftover processes" if killed else ""

@@ -66,7 +66,6 @@ class Admission:
                                   error_type="FunctionNotAllowed")
         return None
 
-
     def mpi_problem(self, task: Task) -> str | None:
         """MPI requests: only to a GlobusMPIEngine, within a block; where the ranks go is the manager's to say."""
         if task.mpi_nodes or task.mpi_prefix:

@@ -15,8 +15,6 @@ import subprocess
 
 from ..protocol import Task
 
-LAUNCHERS = ("srun", "mpiexec", "aprun")
-
 
 class MpiRequestError(ValueError):
     """A task asks for what this block can never give it."""
@@ -76,6 +74,3 @@ class NodePool:
 
     def release(self, task_id: str) -> None:
         self.free.extend(self.held.pop(task_id, []))
-
-    def describe(self) -> str:
-        return f"{len(self.nodes)} nodes ({', '.join(self.nodes)}) for MPI tasks through {self.launcher}"

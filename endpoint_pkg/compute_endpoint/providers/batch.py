@@ -50,11 +50,9 @@ class BatchBlocks:
             getattr(self.provider, "status_polling_interval", 60))
         self._last_refresh = -float("inf")
         self._refresh_soon = False  # a block's managers all left: its job has likely ended
-        provider = self.provider
-        self.strategy = Strategy(engine.strategy or "none", provider.min_blocks, provider.max_blocks,
-                                 float(provider.parallelism), engine.job_status_kwargs.max_idletime)
-        self.slots_per_block = engine.max_workers_per_node * provider.nodes_per_block
-        self.failure_threshold = max(1, provider.init_blocks)
+        self.strategy = Strategy.for_engine(engine)
+        self.slots_per_block = engine.max_workers_per_node * self.provider.nodes_per_block
+        self.failure_threshold = max(1, self.provider.init_blocks)
         self.drain_grace = 2 * engine.heartbeat_threshold + 30.0
         self.blocks: dict[str, Block] = {}
         self.history: deque[Block] = deque(maxlen=HISTORY)

@@ -138,4 +138,3 @@ def _tail(path: str | None) -> str:
     except OSError:
         return ""
     return "\n".join(line.rstrip() for line in data.strip().splitlines()[-TAIL_LINES:])
-

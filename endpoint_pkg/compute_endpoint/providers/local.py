@@ -2,8 +2,9 @@
 
 Starts ``init_blocks`` managers, replaces any that die, and scales between
 ``min_blocks`` and ``max_blocks`` with the load by the engine's ``strategy``
-(see strategy.py); a manager asked to go drains first. A replacement manager keeps its block's manager id, so the
-interchange recognises it and requeues the dead one's tasks at once.
+(see strategy.py); a manager asked to go drains first. A replacement manager
+keeps its block's manager id, so the interchange recognises it and requeues
+the dead one's tasks at once.
 """
 
 import logging
@@ -44,9 +45,7 @@ class LocalBlocks:
         self.env = {**env, **config.engine.worker_environment()}
         self.blocks: dict[int, Block] = {}
         self._next_block = 0
-        provider = self.provider
-        self.strategy = Strategy(self.engine.strategy or "none", provider.min_blocks, provider.max_blocks,
-                                 provider.parallelism, self.engine.job_status_kwargs.max_idletime)
+        self.strategy = Strategy.for_engine(self.engine)
         self._last_decision = 0.0
         self.replaced = 0
 

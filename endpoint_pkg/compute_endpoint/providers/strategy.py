@@ -12,6 +12,10 @@ ended, where Parsl waits for work.
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Engine
 
 NONE, SIMPLE, HTEX_AUTO_SCALE = "none", "simple", "htex_auto_scale"
 
@@ -43,6 +47,12 @@ class Strategy:
         self.parallelism = parallelism
         self.max_idletime = max_idletime
         self.idle_since: float | None = None  # when the endpoint last ran out of tasks
+
+    @classmethod
+    def for_engine(cls, engine: "Engine") -> "Strategy":
+        provider = engine.provider
+        return cls(engine.strategy or "none", provider.min_blocks, provider.max_blocks, float(provider.parallelism),
+                   engine.job_status_kwargs.max_idletime)
 
     def decide(self, load: Load, now: float) -> Decision:
         if self.kind == NONE:

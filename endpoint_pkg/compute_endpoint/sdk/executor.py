@@ -49,17 +49,16 @@ def mpi_request(spec: dict | None) -> tuple[int, int]:
     if unknown:
         raise ValueError(f"resource_specification takes num_nodes, ranks_per_node and num_ranks; not "
                          f"{', '.join(sorted(unknown))}")
-    values = {key: spec[key] for key in spec}
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values.values()):
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in spec.values()):
         raise ValueError(f"resource_specification values must be whole numbers above 0; got {spec!r}")
-    nodes = values.get("num_nodes", 1)
-    ranks_per_node = values.get("ranks_per_node")
+    nodes = spec.get("num_nodes", 1)
+    ranks_per_node = spec.get("ranks_per_node")
     if ranks_per_node is None:
-        ranks = values.get("num_ranks", nodes)
+        ranks = spec.get("num_ranks", nodes)
         if ranks % nodes:
             raise ValueError(f"num_ranks ({ranks}) must be a multiple of num_nodes ({nodes})")
         ranks_per_node = ranks // nodes
-    elif "num_ranks" in values and values["num_ranks"] != nodes * ranks_per_node:
+    elif "num_ranks" in spec and spec["num_ranks"] != nodes * ranks_per_node:
         raise ValueError("num_ranks must equal num_nodes times ranks_per_node")
     return nodes, ranks_per_node
 

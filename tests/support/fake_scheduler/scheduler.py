@@ -73,16 +73,20 @@ def log_call(name: str, args: list[str]) -> None:
         calls.write(json.dumps([name, *args]) + "\n")
 
 
-# --- PBS Pro ---------------------------------------------------------------------------------------------
-
-def qsub(args: list[str]) -> None:
-    script_path = args[-1]
+def run_script(script_path: str, prefix: str) -> str:
+    """Submit a batch script whose output paths are its ``prefix -o`` and ``prefix -e`` directives."""
     script = Path(script_path).read_text()
     job = new_job_id()
     (STATE / f"{job}.script").write_text(script)
-    launch(job, ["/bin/bash", script_path], directive(script, "#PBS", "-o") or os.devnull,
-           directive(script, "#PBS", "-e") or os.devnull, str(Path(script_path).parent))
-    print(f"{job}.fakepbs")
+    launch(job, ["/bin/bash", script_path], directive(script, prefix, "-o") or os.devnull,
+           directive(script, prefix, "-e") or os.devnull, str(Path(script_path).parent))
+    return job
+
+
+# --- PBS Pro ---------------------------------------------------------------------------------------------
+
+def qsub(args: list[str]) -> None:
+    print(f"{run_script(args[-1], '#PBS')}.fakepbs")
 
 
 def qstat(args: list[str]) -> None:
@@ -105,13 +109,7 @@ def qdel(args: list[str]) -> None:
 # --- LSF -------------------------------------------------------------------------------------------------
 
 def bsub(args: list[str]) -> None:
-    script_path = args[-1]
-    script = Path(script_path).read_text()
-    job = new_job_id()
-    (STATE / f"{job}.script").write_text(script)
-    launch(job, ["/bin/bash", script_path], directive(script, "#BSUB", "-o") or os.devnull,
-           directive(script, "#BSUB", "-e") or os.devnull, str(Path(script_path).parent))
-    print(f"Job <{job}> is submitted to queue <normal>.")
+    print(f"Job <{run_script(args[-1], '#BSUB')}> is submitted to queue <normal>.")
 
 
 def bjobs(args: list[str]) -> None:
