@@ -10,6 +10,8 @@ set -euo pipefail
 PACKAGES="systemd,systemd-sysv,dbus,libpam-systemd,python3,python3.11,python3-venv,python3-apt,python3-packaging"
 PACKAGES="$PACKAGES,sudo,openssh-server,iproute2,procps,netcat-openbsd,ca-certificates,less"
 PACKAGES="$PACKAGES,rabbitmq-server,adduser"
+# Slurm for the `slurm` scenario, whose compute nodes run managers in batch jobs.
+PACKAGES="$PACKAGES,slurmctld,slurmd,slurm-client,munge"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${COMPUTE_NSPAWN_CACHE:-/var/cache/compute-endpoint-tests}
 KEY=$(printf '%s v3' "$PACKAGES" | sha256sum | cut -c1-12)
@@ -34,6 +36,10 @@ rm -f "$ROOT.tmp"/etc/ssh/ssh_host_*
 # RabbitMQ is installed for the broker role, not started by default: only the
 # hosts that converge that role run it.
 systemctl --root="$ROOT.tmp" disable rabbitmq-server.service >/dev/null 2>&1 || true
+# Likewise Slurm: the scenario that uses it writes the cluster's munge key and
+# slurm.conf, then starts them.
+systemctl --root="$ROOT.tmp" disable munge.service slurmctld.service slurmd.service >/dev/null 2>&1 || true
+rm -f "$ROOT.tmp/etc/munge/munge.key"
 # No units that wait for hardware or a network manager that is not there.
 systemctl --root="$ROOT.tmp" mask systemd-networkd-wait-online.service getty@tty1.service >/dev/null 2>&1 || true
 echo "PermitRootLogin prohibit-password" > "$ROOT.tmp/etc/ssh/sshd_config.d/10-test.conf"

@@ -3,7 +3,8 @@
 #   nspawn-up.sh NAME BASE_ROOT
 # Environment: MACHINES_DIR (state, one directory per host), BRIDGE, IP (address/prefix),
 # HOSTS (lines for /etc/hosts), SSH_PUBKEY (file allowed to log in as root),
-# BIND_RO (optional HOST_PATH:CONTAINER_PATH, e.g. a wheelhouse).
+# BIND_RO (optional HOST_PATH:CONTAINER_PATH, e.g. a wheelhouse), BIND (the same, read-write: a shared
+# filesystem).
 # Prints the host pid of the container's systemd, also written to MACHINES_DIR/NAME/leader.pid.
 set -euo pipefail
 NAME=$1
@@ -24,6 +25,7 @@ install -m 600 "$SSH_PUBKEY" "$ROOT/root/.ssh/authorized_keys"
 
 ARGS=(-D "$ROOT" -b --register=no --keep-unit "--machine=$NAME" --console=passive "--network-bridge=$BRIDGE")
 [ -n "${BIND_RO:-}" ] && ARGS+=("--bind-ro=$BIND_RO")
+[ -n "${BIND:-}" ] && ARGS+=("--bind=$BIND")
 setsid systemd-nspawn "${ARGS[@]}" > "$D/console.log" 2>&1 < /dev/null &
 echo $! > "$D/nspawn.pid"
 

@@ -5,10 +5,13 @@ import os
 import shlex
 import time
 
+import pytest
 from parsl.jobs.states import JobState
 
 from compute_endpoint.config import Config, Engine, Strategy
-from compute_endpoint.paths import EndpointDir
+from compute_endpoint.endpoint.components import UnitComponents
+from compute_endpoint.errors import EndpointError
+from compute_endpoint.paths import EndpointDir, write_json
 from compute_endpoint.protocol import ControlAction
 from compute_endpoint.providers.batch import BatchBlocks
 
@@ -261,3 +264,28 @@ def test_the_scheduler_is_polled_at_the_providers_interval_and_at_once_when_mana
     leave(blocks, "0")
     blocks.tick(at(3))
     assert provider.status_calls == 2, "its managers left: the job has likely ended"
+
+
+def unit_components(tmp_path, worker_port: int | None, recorded_port: int | None = None):
+    """The packaged appliance's daemon (interchange and managers are systemd units) with a batch provider."""
+    ep = EndpointDir("hpc", tmp_path / "config", tmp_path / "state")
+    if recorded_port:
+        write_json(ep.interchange_record, {"pid": 1, "worker_address": "10.0.0.1", "worker_port": recorded_port})
+    engine = Engine(provider=ScriptedProvider(init_blocks=1), max_workers_per_node=2, address="10.0.0.1",
+                    worker_port=worker_port)
+    return UnitComponents(ep, Config(engine=engine))
+
+
+def test_under_systemd_the_daemon_submits_blocks_for_the_interchange_unit(tmp_path):
+    parts = unit_components(tmp_path, worker_port=None, recorded_port=54500)
+    parts.blocks.begin()
+    argv = shlex.split(parts.blocks.provider.commands[0])
+    assert "--interchange=tcp://10.0.0.1:54500" in argv
+    assert parts.describe_blocks()["provider"] == "ScriptedProvider"
+    parts.stop(timeout=1)
+    assert parts.blocks.provider.cancelled == ["100"]
+
+
+def test_under_systemd_a_batch_provider_without_a_manager_port_is_refused(tmp_path):
+    with pytest.raises(EndpointError, match="set engine.worker_port"):
+        unit_components(tmp_path, worker_port=None)

@@ -5,7 +5,8 @@ restarted when they die, and recorded in ``components.json`` so that after a
 crash the next ``start`` or ``stop`` can find and remove anything left behind.
 
 ``UnitComponents``: run as their own systemd units (the packaged appliance);
-the daemon only finds the interchange and reports what it says.
+the daemon only finds the interchange and reports what it says, and, with a
+batch provider, submits the blocks whose jobs run managers on compute nodes.
 """
 
 import contextlib
@@ -17,6 +18,7 @@ import time
 from typing import Protocol
 
 from ..config import Config
+from ..errors import EndpointError
 from ..interchange.settings import InterchangeSettings
 from ..paths import EndpointDir, read_json, write_json
 from ..procs import describe_exit, is_ours, spawn, terminate
@@ -215,30 +217,35 @@ class UnitComponents:
     interchange_restarts = 0
     managers_replaced = 0
 
-    def __init__(self, ep: EndpointDir):
+    def __init__(self, ep: EndpointDir, config: Config):
         self.ep = ep
         self.interchange_address = ep.interchange_socket
         self._pids: dict = {"interchange": None, "managers": []}
         self._incarnations: set[str] = set()
         self._host = socket.gethostname()
+        self.blocks = BatchBlocks(ep, config, unit_interchange_address(ep, config)) if config.engine.batch else None
 
     def start(self) -> None:
-        """Nothing to start: compute-interchange@ and compute-manager@ are their own units."""
+        """compute-interchange@ and compute-manager@ are their own units; batch blocks start here."""
+        if self.blocks:
+            self.blocks.start()
 
     def supervise(self, outstanding: int) -> bool:
+        self.note_load(outstanding)
         return False  # systemd restarts them; a new interchange incarnation tells the daemon to resend
 
     def interchange_failure(self) -> str | None:
         return None
 
     def note_load(self, outstanding: int) -> None:
-        """systemd runs the managers: nothing to scale."""
+        if self.blocks:  # else systemd runs the managers: nothing to scale
+            self.blocks.scale(outstanding)
 
     def take_requests(self) -> list[Control]:
-        return []
+        return self.blocks.take_requests() if self.blocks else []
 
     def describe_blocks(self) -> dict | None:
-        return None
+        return self.blocks.describe() if self.blocks else None
 
     def observe(self, status: InterchangeStatus) -> None:
         if status.incarnation not in self._incarnations:
@@ -247,6 +254,8 @@ class UnitComponents:
             self._incarnations.add(status.incarnation)
         local = [m["pid"] for m in status.managers if m["hostname"] == self._host]
         self._pids = {"interchange": status.pid, "managers": local}
+        if self.blocks:
+            self.blocks.observe(status.managers)
 
     def pids(self) -> dict:
         return dict(self._pids)
@@ -255,7 +264,19 @@ class UnitComponents:
         write_json(self.ep.components_file, {"endpoint": os.getpid(), **self._pids})
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.blocks:
+            self.blocks.stop(timeout)
         self.ep.components_file.unlink(missing_ok=True)
+
+
+def unit_interchange_address(ep: EndpointDir, config: Config) -> str:
+    """Where managers in batch jobs reach the compute-interchange@ unit: its address and fixed port."""
+    port = config.engine.worker_port or ep.recorded_worker_port()
+    if not port:
+        raise EndpointError(f"endpoint {ep.name!r} has a batch provider but no manager port: set "
+                            "engine.worker_port (the compute_endpoint role sets it), then restart "
+                            f"compute-endpoint-stack@{ep.name}.target")
+    return f"tcp://{config.engine.address}:{port}"
 
 
 def kill_leftovers(ep: EndpointDir, timeout: float = 5.0) -> list[int]:

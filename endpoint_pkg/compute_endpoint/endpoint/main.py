@@ -92,7 +92,7 @@ def _serve(ep: EndpointDir, config: Config, identity: Identity, readiness: Readi
              identity.client_id, identity.source)
     parts: Components
     if components == "units":
-        parts = UnitComponents(ep)
+        parts = UnitComponents(ep, config)
     else:
         parts = LocalComponents(ep, config, environment_without_secrets())
     daemon = EndpointDaemon(ep, config, identity, endpoint_id, owner, readiness, parts, on_registered)
