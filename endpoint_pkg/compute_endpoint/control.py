@@ -345,8 +345,8 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0, assume_running: 
             raise
         result["live_status_error"] = str(exc)
         return result
-    # Degraded: running, but every block its provider started failed (the daemon says why).
-    return {**result, **reply.data, "state": "Degraded" if reply.data.get("degraded") else State.RUNNING.value}
+    # The daemon's own state wins: Running, Degraded (every block failed: it says why), or Stopping.
+    return {**result, **reply.data}
 
 
 def delete(home: EndpointHome, name: str, progress: Progress, keep_queues: bool = False) -> str:

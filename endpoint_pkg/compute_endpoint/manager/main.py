@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def run(settings: ManagerSettings, worker_env: dict[str, str] | None = None) -> int:
+    settings.name_this_process()
     if settings.log_dir and not settings.log_file:  # one file per manager: nodes of a block share the directory
         settings.log_file = settings.log_dir / f"{settings.manager_id}.log"
     setup_logging(settings.log_file, settings.log_level)

@@ -55,7 +55,8 @@ class ManagerSettings(CommandLine):
     log_dir: Path | None = option(None, help="log to MANAGER_ID.log in this directory (when no --log-file)")
     log_level: str = option("INFO", help="DEBUG, INFO, WARNING or ERROR")
 
-    def __post_init__(self) -> None:
+    def name_this_process(self) -> None:
+        """Without --manager-id (each node of a batch block), the manager names itself where it runs."""
         if not self.manager_id:
             block = f"block-{self.block_id}." if self.block_id else ""
             self.manager_id = f"{block}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

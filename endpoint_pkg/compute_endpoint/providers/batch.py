@@ -251,8 +251,8 @@ class BatchBlocks:
             log.info("submitted block %s as job %s (%s)", block_id, job_id, why)
 
     def _command(self, block_id: str) -> str:
+        # No manager id: each node's manager names itself, block-N.HOST-PID-RANDOM.
         settings = ManagerSettings.from_config(self.config, self.interchange, "", keys_dir=self.ep.keys_dir)
-        settings.manager_id = ""  # each node's manager names itself: block-N.HOST-PID-RANDOM
         settings.block_id = block_id
         env = [f"{key}={value}" for key, value in self.config.engine.worker_environment().items()]
         return shlex.join((["env", *env] if env else []) + settings.command())
