@@ -156,7 +156,7 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
         return _start_units(ep, units, progress)
     state = state_of(ep)
     if state is State.RUNNING:
-        where = f" on host {other_host(ep)}" if other_host(ep) else ""
+        where = f" on host {host}" if (host := other_host(ep)) else ""
         raise EndpointError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)}{where})")
     if state is State.DISCONNECTED and _runs_elsewhere(home, ep, progress):
         raise EndpointError(f"endpoint {name!r} is running on host {daemon_host(ep)} (pid {daemon_pid(ep)}), which "
