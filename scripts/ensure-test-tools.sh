@@ -14,21 +14,34 @@ set -euo pipefail
 #   util-linux procps          nsenter, mount, mountpoint, setsid; pgrep
 #   slurmctld slurmd slurm-client munge   a one-node Slurm for the batch tests (single-node-slurm.sh)
 #   mpich                      mpiexec, for MPIFunction under GlobusMPIEngine
+#   podman runc catatonit      containers around managers and workers (runc: crun fails on these machines)
+#   charliecloud-runtime       ch-run, the HPC-style unprivileged runtime
 PACKAGES=(rabbitmq-server python3.11 python3.11-venv python3-venv iproute2 debootstrap systemd-container
           rpm rpmlint lintian binutils openssh-client openssl util-linux procps
-          slurmctld slurmd slurm-client munge mpich)
+          slurmctld slurmd slurm-client munge mpich podman runc catatonit charliecloud-runtime)
+
+# podman here: runc rather than crun, and no default ulimits (both fail in these machines' containers).
+PODMAN_CONF=/etc/containers/containers.conf.d/50-compute-endpoint-tests.conf
+write_podman_conf() {
+    [ -f "$PODMAN_CONF" ] && return 0
+    $SUDO mkdir -p "$(dirname "$PODMAN_CONF")"
+    printf '# Written by compute-endpoint scripts/ensure-test-tools.sh\n[engine]\nruntime = "runc"\n[containers]\ndefault_ulimits = []\n' |
+        $SUDO tee "$PODMAN_CONF" >/dev/null
+}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+    write_podman_conf
     echo "==> test tools: all installed"
     exit 0
 fi
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "==> installing ${missing[*]} (apt)"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+write_podman_conf

@@ -81,8 +81,9 @@ def test_address_by_interface_resolves():
     ("engine:\n  provider:\n    init_blocks: 5\n",
      "config.yaml:3: engine.provider.init_blocks: is 5; it must lie between min_blocks (0) and max_blocks (1)"),
     ("cores_per_worker: 2\n", "config.yaml:1: cores_per_worker: is not supported by this endpoint: use max_workers"),
-    ("engine:\n  container_type: apptainer\n", "config.yaml:2: engine.container_type: is not supported by this "
-                                               "endpoint: containers around the worker pool are not supported yet"),
+    ("engine:\n  container_type: apptainer\n", "config.yaml:2: engine.container_type: apptainer needs an image to "
+                                               "run (container_uri)"),
+    ("engine:\n  container_type: lxc\n", "config.yaml:2: engine.container_type: expected one of: docker, podman,"),
     ("engine:\n  available_accelerators: [0, 'a,b']\n", "config.yaml:2: engine.available_accelerators: device ids"),
     ("engine:\n  address: {type: address_by_magic}\n", "config.yaml:2: engine.address: expected an address, or"),
     ("engine:\n  strategy: {type: CleverStrategy}\n", "config.yaml:2: engine.strategy.type: expected one of: "),

@@ -104,6 +104,23 @@ engine:
     max_blocks: 1
     walltime: "00:30:00"
 """, "SlurmProvider"),
+    "midway_apptainer": ("""
+engine:
+  type: GlobusComputeEngine
+  max_workers_per_node: 2
+  address: {type: address_by_interface, ifname: bond0}
+  container_type: apptainer
+  container_uri: /project/my-group/images/worker.sif
+  container_cmd_options: -B /project
+  provider:
+    type: SlurmProvider
+    launcher: {type: SrunLauncher}
+    partition: caslake
+    nodes_per_block: 1
+    init_blocks: 0
+    max_blocks: 1
+    walltime: "00:30:00"
+""", "SlurmProvider"),
     "expanse_mpi": ("""
 engine:
   type: GlobusMPIEngine

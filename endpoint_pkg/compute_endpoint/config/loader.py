@@ -51,10 +51,6 @@ _UNSUPPORTED_HINTS = {
     "storage_access": "not supported",
     "run_in_sandbox": "use engine.working_dir",
     "allowed_serializers": "use allowed_functions (only plain-data arguments are then accepted)",
-    "container_type": "containers around the worker pool are not supported yet; start the workers' environment "
-                      "with provider.worker_init",
-    "container_uri": "containers around the worker pool are not supported yet",
-    "container_cmd_options": "containers around the worker pool are not supported yet",
 }
 
 _ENGINES_ELSEWHERE = ("ThreadPoolEngine", "ProcessPoolEngine")

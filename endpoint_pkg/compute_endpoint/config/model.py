@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..addresses import is_loopback
+from ..containers.runtimes import RUNTIMES, Container, ContainerError
 from ..limits import WorkerLimits
 from ..protocol.broker_names import IDENTITY_PATTERN
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
@@ -173,6 +174,12 @@ class Engine:
     drain_period: float | None = setting(None, kind=float, positive=True, nullable=True,
                                          doc="seconds after which a block's managers stop taking tasks, finish "
                                              "theirs and leave (set it below the block's walltime)")
+    container_type: str | None = setting(None, kind=str, nullable=True, choices=RUNTIMES,
+                                         doc="run each manager and its workers in a container of this runtime")
+    container_uri: str | None = setting(None, kind=str, nullable=True, doc="the image (a name, a path or a URI)")
+    container_cmd_options: str | None = setting(None, kind=str, nullable=True,
+                                                doc="more options for the runtime; for custom, the whole template")
+    container_python: str = setting("python3", kind=str, doc="the interpreter in the image with compute-endpoint")
 
     @property
     def batch(self) -> bool:
@@ -228,6 +235,16 @@ class Engine:
             raise ConfigError("provider.parallelism",
                               f"expected a number between 0 and 1, got {self.provider.parallelism!r}")
 
+    @property
+    def container(self) -> Container | None:
+        """The container around each manager (container_type), or None."""
+        if not self.container_type:
+            return None
+        try:
+            return Container(self.container_type, self.container_uri or "", self.container_cmd_options or "")
+        except ContainerError as exc:
+            raise ConfigError("container_type", str(exc)) from None
+
     def worker_environment(self) -> dict[str, str]:
         """``worker_env`` as environment variables (values become strings)."""
         return {key: str(value) for key, value in self.worker_env.items()}
@@ -257,6 +274,7 @@ class Engine:
         check_fields(self)
         self._resolve_address()
         self._pin_accelerators()
+        _ = self.container  # refused here, with the key, rather than when the first manager starts
         self.strategy = self.strategy or "none"  # upstream writes null for no scaling
         if not self.encrypted:
             self.notes.append("encrypted: false is ignored: managers always connect over CurveZMQ")

@@ -25,6 +25,7 @@ from ..manager.settings import ManagerSettings
 from ..paths import EndpointDir, ensure_private_dir, read_json, write_json
 from ..protocol import Control, ControlAction
 from .block import ACTIVE, Block, explain_end
+from .containers import wrap_batch
 from .strategy import Load, Strategy
 
 log = logging.getLogger(__name__)
@@ -254,8 +255,13 @@ class BatchBlocks:
         # No manager id: each node's manager names itself, block-N.HOST-PID-RANDOM.
         settings = ManagerSettings.from_config(self.config, self.interchange, "", keys_dir=self.ep.keys_dir)
         settings.block_id = block_id
-        env = [f"{key}={value}" for key, value in self.config.engine.worker_environment().items()]
-        return shlex.join((["env", *env] if env else []) + settings.command())
+        engine = self.config.engine
+        env = [f"{key}={value}" for key, value in engine.worker_environment().items()]
+        prefix = shlex.join(["env", *env]) + " " if env else ""
+        container = engine.container
+        if container:  # the job's shell passes the environment on; docker and podman get the names
+            return prefix + wrap_batch(engine, container, self.ep, settings.command(), f"block-{block_id}")
+        return prefix + shlex.join(settings.command())
 
     def _scale_in(self, block_id: str, why: str) -> None:
         """A block no manager reached is cancelled; one with managers is drained first, so no task is lost."""

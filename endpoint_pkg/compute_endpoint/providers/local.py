@@ -20,6 +20,7 @@ from ..config import Config
 from ..manager.settings import ManagerSettings
 from ..paths import EndpointDir
 from ..procs import describe_exit, spawn, terminate
+from .containers import remove_leftovers, wrap_local
 from .strategy import Load, Strategy
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class LocalBlocks:
         self.replaced = 0
 
     def start(self) -> None:
+        remove_leftovers(self.engine.container, self.ep)  # a crashed run's containers
         for _ in range(self.provider.init_blocks):
             self._start_block()
 
@@ -118,6 +120,7 @@ class LocalBlocks:
         if killed:
             log.warning("managers (pids %s) did not stop within %gs; killed them", killed, timeout)
         self.blocks.clear()
+        remove_leftovers(self.engine.container, self.ep)  # those whose runtime client was killed
 
     # --- internals -----------------------------------------------------------
 
@@ -127,16 +130,21 @@ class LocalBlocks:
             self._next_block += 1
         manager_id = f"{socket.gethostname()}.{self.ep.name}.block-{block_id}"
         name = f"manager-{block_id}"
+        # In a container the manager's parent is the runtime's, not this process: it cannot watch for our death.
+        parent = 0 if self.engine.container else os.getpid()
         settings = ManagerSettings.from_config(self.config, self.interchange_address, manager_id,
-                                               parent_pid=os.getpid(), log_file=self.ep.log_file(name))
-        process, _ = spawn(self._command(settings), self.ep.stderr_log(name), self.env)
+                                               parent_pid=parent, log_file=self.ep.log_file(name))
+        process, _ = spawn(self._command(settings, block_id), self.ep.stderr_log(name), self.env)
         block = Block(block_id, manager_id, process, time.monotonic(), idle_since=time.monotonic())
         self.blocks[block_id] = block
         log.info("started manager %s (pid %d)", manager_id, process.pid)
         return block
 
-    def _command(self, settings: ManagerSettings) -> list[str]:
+    def _command(self, settings: ManagerSettings, block_id: int) -> list[str]:
         cmd = settings.command()
+        container = self.engine.container
+        if container:
+            cmd = wrap_local(self.engine, container, self.ep, cmd, f"block-{block_id}")
         if self.provider.worker_init:
             # worker_init runs in a shell first, then the shell becomes the manager.
             script = f"{self.provider.worker_init}\nexec {shlex.join(cmd)}"

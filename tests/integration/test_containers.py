@@ -1,0 +1,86 @@
+"""Managers and their workers in real containers: podman (runc, an image imported offline) and Charliecloud.
+
+The image is this source tree installed into a debootstrapped Debian 12 root
+(scripts/worker-image.sh); tasks report what only the inside of the image has.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "scripts" / "worker-image.sh"
+IMAGE_PYTHON = "/opt/compute-endpoint/bin/python3"
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, str]:
+    """The worker image, as a podman image name and as the directory Charliecloud runs."""
+    env = {**os.environ, "PYTHON": str(Path(__file__).parents[2] / ".venv" / "bin" / "python")}
+    built = subprocess.run([SCRIPT, "--podman"], capture_output=True, text=True, timeout=1800, env=env)
+    if built.returncode != 0:
+        pytest.fail(f"could not build the worker image: {built.stderr[-3000:]}")
+    directory = subprocess.run([SCRIPT], capture_output=True, text=True, timeout=600, env=env, check=True)
+    return {"podman": built.stdout.strip(), "charliecloud": directory.stdout.strip()}
+
+
+def where_am_i():
+    import os
+    import sys
+    with open("/etc/compute-endpoint-image") as marker:
+        image = marker.read().strip()
+    return {"image": image, "containerenv": os.path.exists("/run/.containerenv"), "python": sys.executable,
+            "pid1": open("/proc/1/cmdline", "rb").read().split(b"\0")[0].decode()}
+
+
+def container_config(runtime: str, image: str, **engine) -> dict:
+    return {"engine": {"max_workers_per_node": 2, "container_type": runtime, "container_uri": image,
+                       "container_python": IMAGE_PYTHON, "worker_env": {"USER": "root"}, **engine}}
+
+
+def containers_of(ep) -> list[str]:
+    listing = subprocess.run(["podman", "ps", "--all", "--format=json",
+                              f"--filter=label=compute-endpoint.state-dir={ep.dir}"],
+                             capture_output=True, text=True, check=True, timeout=60)
+    return [c["Names"][0] for c in json.loads(listing.stdout or "[]")]
+
+
+def test_podman_runs_the_pool_in_the_image_and_stop_leaves_no_container(images, endpoint_factory):
+    ep = endpoint_factory("in-podman", config=container_config("podman", images["podman"]))
+    with ep.executor() as ex:
+        inside = [f.result(timeout=120) for f in [ex.submit(where_am_i) for _ in range(4)]]
+    assert {r["image"] for r in inside} == {f"compute-endpoint worker image {images['podman'].split(':')[-1]}"}
+    assert all(r["containerenv"] and r["python"] == IMAGE_PYTHON for r in inside)
+    assert all("catatonit" in r["pid1"] or "init" in r["pid1"] for r in inside), "--init: the pool is not PID 1"
+    (name,) = containers_of(ep)
+    assert name.startswith("ce-in-podman-block-0-")
+    assert ep.stop().returncode == 0
+    assert containers_of(ep) == []
+
+
+def test_a_container_left_by_a_killed_endpoint_is_removed_at_the_next_start(images, endpoint_factory):
+    ep = endpoint_factory("podman-crash", config=container_config("podman", images["podman"]))
+    with ep.executor() as ex:
+        assert ex.submit(where_am_i).result(timeout=120)["containerenv"]
+    (left,) = containers_of(ep)
+    components = ep.components()
+    os.kill(components["endpoint"], 9)
+    os.kill(components["managers"][0], 9)  # the podman client: its container lives on
+    assert containers_of(ep) == [left]
+    ep.start()
+    with ep.executor() as ex:
+        assert ex.submit(where_am_i).result(timeout=120)["containerenv"]
+    assert left not in containers_of(ep)
+    assert ep.stop().returncode == 0
+    assert containers_of(ep) == []
+
+
+def test_charliecloud_runs_the_pool_in_a_directory_image(images, endpoint_factory):
+    ep = endpoint_factory("in-charliecloud", config=container_config("charliecloud", images["charliecloud"]))
+    with ep.executor() as ex:
+        inside = ex.submit(where_am_i).result(timeout=120)
+    assert inside["image"].startswith("compute-endpoint worker image ")
+    assert not inside["containerenv"] and inside["python"] == IMAGE_PYTHON
+    assert ep.stop().returncode == 0
