@@ -64,6 +64,9 @@ fi
 if [ "${1:-}" = "--podman" ]; then
     if ! podman image exists "$PODMAN_NAME"; then
         echo "==> podman import $PODMAN_NAME" >&2
+        # Images of older source trees go first: one is kept, as for the directory images.
+        podman images --filter=reference=localhost/compute-endpoint-worker --format '{{.Repository}}:{{.Tag}}' |
+            xargs -r podman rmi --force >/dev/null 2>&1 || true
         tar -C "$IMAGE" --exclude=./.complete -c . |
             podman import --change 'ENV PATH=/opt/compute-endpoint/bin:/usr/local/bin:/usr/bin:/bin' - "$PODMAN_NAME" >&2
     fi

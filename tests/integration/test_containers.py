@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ..support.broker import wait_for
+
 SCRIPT = Path(__file__).parents[2] / "scripts" / "worker-image.sh"
 IMAGE_PYTHON = "/opt/compute-endpoint/bin/python3"
 
@@ -83,4 +85,21 @@ def test_charliecloud_runs_the_pool_in_a_directory_image(images, endpoint_factor
         inside = ex.submit(where_am_i).result(timeout=120)
     assert inside["image"].startswith("compute-endpoint worker image ")
     assert not inside["containerenv"] and inside["python"] == IMAGE_PYTHON
+    assert ep.stop().returncode == 0
+
+
+def test_a_slurm_block_runs_its_manager_in_podman_and_scancel_removes_the_container(images, slurm, endpoint_factory):
+    config = container_config("podman", images["podman"], address="127.0.0.1", heartbeat_threshold=6)
+    config["engine"].update(max_workers_per_node=1, provider={
+        "type": "SlurmProvider", "partition": "debug", "init_blocks": 1, "min_blocks": 0, "max_blocks": 1,
+        "walltime": "00:10:00", "launcher": {"type": "SingleNodeLauncher"}},
+        job_status_kwargs={"strategy_period": 1, "status_period": 1})
+    ep = endpoint_factory("slurm-podman", config=config)
+    with ep.executor() as ex:
+        assert ex.submit(where_am_i).result(timeout=180)["containerenv"]
+    (block,) = [b for b in ep.status()["provider"]["blocks"] if b["state"] == "RUNNING"]
+    (name,) = containers_of(ep)
+    assert name.startswith("ce-slurm-podman-block-0-")
+    subprocess.run(["scancel", block["job_id"]], check=True, timeout=30)
+    wait_for(lambda: containers_of(ep) == [], timeout=60, what="the job's trap to remove its container")
     assert ep.stop().returncode == 0

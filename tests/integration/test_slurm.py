@@ -7,26 +7,12 @@ their output, and a job killed under its tasks loses none of them.
 
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from compute_endpoint.sdk import MPIFunction, NoResourcesError
 
 from ..support.broker import wait_for
-
-SCRIPT = Path(__file__).parents[2] / "scripts" / "single-node-slurm.sh"
-
-
-@pytest.fixture(scope="module")
-def slurm():
-    was_up = subprocess.run([SCRIPT, "status"], capture_output=True).returncode == 0
-    done = subprocess.run([SCRIPT, "up"], capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        pytest.fail(f"could not start Slurm: {done.stdout}\n{done.stderr}")
-    yield
-    if not was_up:
-        subprocess.run([SCRIPT, "down"], capture_output=True, timeout=120)
 
 
 def slurm_config(**provider) -> dict:

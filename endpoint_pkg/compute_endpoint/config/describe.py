@@ -25,6 +25,12 @@ def describe(config: Config) -> list[tuple[str, str]]:
                            f"{engine.strategy} every {kwargs.strategy_period:g} s, idle blocks go after "
                            f"{kwargs.max_idletime:g} s"
                            + (f", managers retire after {engine.drain_period:g} s" if engine.drain_period else "")))
+    container = engine.container
+    if container:
+        image = f" {container.image}" if container.image else ""
+        rows.append(("Container", f"each manager and its workers run in {container.runtime}{image}, with "
+                                  f"{engine.container_python}" + (f"; options: {container.options}"
+                                                                   if container.options else "")))
     rows.append(("Address", _address(config)))
     rows.append(("Broker", config.broker.url))
     rows += [("Note", note) for note in engine.notes]
