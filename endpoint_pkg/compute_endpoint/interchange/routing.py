@@ -1,0 +1,120 @@
+"""Which manager runs a task of a given container type: hard and soft routing, free of sockets.
+
+A container type is ``RAW`` (a plain worker process) or ``RUNTIME:IMAGE``.
+Each manager offers, as the interchange last heard and has since counted
+down: its idle workers per type (warm), its slots with no worker at all
+(unused), and which runtimes it can start workers of.
+
+* **hard**: a manager serves the one type it was started for; a task goes to
+  a manager of its type with an idle worker.
+* **soft**: a task goes to a manager with an idle warm worker of its type
+  (a warm hit); else to a manager chosen at random among those with an
+  unused slot, which starts a worker of that type there (a cold start);
+  else to one whose idle worker of another type it may replace (a cold
+  start that evicts). No task waits on a timer.
+
+``route`` takes one task per type per turn, so a type that no manager can
+take now never holds back a type that one can, and one type's backlog does
+not take every unused slot before another type's first task.
+"""
+
+import random
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+RAW = "RAW"
+HARD, SOFT = "hard", "soft"
+
+
+def runtime_of(ctype: str) -> str | None:
+    """The runtime a type needs (None for RAW)."""
+    return None if ctype == RAW else ctype.partition(":")[0]
+
+
+class Placement(StrEnum):
+    WARM = "warm"  # an idle worker of the task's type takes it
+    COLD = "cold"  # a new worker of its type starts in an unused slot
+    REPLACE = "replace"  # an idle worker of another type is stopped, and one of its type starts
+
+
+@dataclass
+class Offer:
+    """What one manager can take now."""
+
+    manager_id: str
+    warm_idle: dict[str, int] = field(default_factory=dict)  # type -> idle workers of that type
+    unused: int = 0  # slots with no worker
+    runtimes: frozenset[str] = frozenset()  # what it can start workers in (besides RAW)
+    fixed_type: str | None = None  # hard routing: the one type it serves
+
+    def can_run(self, ctype: str) -> bool:
+        if self.fixed_type is not None:
+            return ctype == self.fixed_type
+        runtime = runtime_of(ctype)
+        return runtime is None or runtime in self.runtimes
+
+    def idle_other(self, ctype: str) -> str | None:
+        """A type of which this manager has an idle worker, other than ``ctype`` (the one most idle), or None."""
+        others = [(n, t) for t, n in self.warm_idle.items() if t != ctype and n > 0]
+        return max(others)[1] if others else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    manager_id: str
+    placement: Placement
+    evicts: str | None = None  # the type whose idle worker is replaced
+
+
+class Router:
+    def __init__(self, mode: str = SOFT, rng: random.Random | None = None):
+        if mode not in (HARD, SOFT):
+            raise ValueError(f"unknown routing mode {mode!r}; expected {HARD} or {SOFT}")
+        self.mode = mode
+        self.rng = rng or random.Random()
+        self.counts = {placement: 0 for placement in Placement}
+
+    def place(self, ctype: str, offers: Iterable[Offer]) -> Decision | None:
+        """Where a task of ``ctype`` runs now, or None if no manager can take it yet. Counts down the offer."""
+        capable = [o for o in offers if o.can_run(ctype)]
+        warm = [o for o in capable if o.warm_idle.get(ctype, 0) > 0]
+        if warm:
+            offer = max(warm, key=lambda o: o.warm_idle[ctype])
+            offer.warm_idle[ctype] -= 1
+            return self._decided(Decision(offer.manager_id, Placement.WARM))
+        if self.mode == HARD:
+            return None  # a hard manager's workers are all of its type, so none is free
+        roomy = [o for o in capable if o.unused > 0]
+        if roomy:
+            offer = self.rng.choice(roomy)
+            offer.unused -= 1
+            return self._decided(Decision(offer.manager_id, Placement.COLD))
+        replaceable = [(o, other) for o in capable if (other := o.idle_other(ctype)) is not None]
+        if replaceable:
+            offer, other = self.rng.choice(replaceable)
+            offer.warm_idle[other] -= 1
+            return self._decided(Decision(offer.manager_id, Placement.REPLACE, evicts=other))
+        return None
+
+    def _decided(self, decision: Decision) -> Decision:
+        self.counts[decision.placement] += 1
+        return decision
+
+
+def route(router: Router, queues: dict[str, deque], offers: list[Offer]) -> list[tuple[object, Decision]]:
+    """Place queued tasks, one per type per turn, until no queued type can be placed; placed tasks leave their queue."""
+    placed: list[tuple[object, Decision]] = []
+    waiting = [ctype for ctype, queue in queues.items() if queue]
+    while waiting:
+        still = []
+        for ctype in waiting:
+            decision = router.place(ctype, offers)
+            if decision is None:
+                continue  # nothing can take this type now: the others go on
+            placed.append((queues[ctype].popleft(), decision))
+            if queues[ctype]:
+                still.append(ctype)
+        waiting = still
+    return placed
