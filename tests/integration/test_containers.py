@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from compute_endpoint.sdk import InvalidTaskError
+
 from ..support.broker import wait_for
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "worker-image.sh"
@@ -103,3 +105,13 @@ def test_a_slurm_block_runs_its_manager_in_podman_and_scancel_removes_the_contai
     subprocess.run(["scancel", block["job_id"]], check=True, timeout=30)
     wait_for(lambda: containers_of(ep) == [], timeout=60, what="the job's trap to remove its container")
     assert ep.stop().returncode == 0
+
+
+def test_a_task_asking_for_a_container_the_endpoint_does_not_list_is_refused_with_the_list(endpoint_factory):
+    ep = endpoint_factory("registry", config={"containers": {"py": "podman:localhost/compute-endpoint-worker:x"}})
+    refused = r"is not one this endpoint allows; it allows: py \(podman:"
+    with ep.executor(container="podman:docker.io/evil/miner:latest") as ex, pytest.raises(InvalidTaskError,
+                                                                                          match=refused):
+        ex.submit(where_am_i).result(timeout=60)
+    with ep.executor() as ex:  # the endpoint serves on
+        assert ex.submit(sum, [1, 2]).result(timeout=60) == 3

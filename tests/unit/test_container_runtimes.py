@@ -4,7 +4,7 @@ import shlex
 
 import pytest
 
-from compute_endpoint.config import ConfigError, Engine
+from compute_endpoint.config import Config, ConfigError, Engine
 from compute_endpoint.containers.runtimes import Container, ContainerError, RunContext, command_line
 from compute_endpoint.paths import EndpointDir
 from compute_endpoint.providers.containers import wrap_batch, wrap_local
@@ -98,3 +98,28 @@ def test_a_batch_job_under_charliecloud_runs_the_command_directly(tmp_path):
     argv = shlex.split(wrap_batch(engine, engine.container, ep, MANAGER, "block-3"))
     inner = shlex.split(argv[2])
     assert inner[0] == "ch-run" and inner[-4:] == ["--", *MANAGER]
+
+
+def test_the_registry_resolves_aliases_and_runtime_image_names_and_refuses_the_rest():
+    registry = Config(containers={"py": {"runtime": "podman", "image": "worker:1"},
+                                  "hpc": "charliecloud:/images/hpc"}).container_registry
+    assert registry.resolve("py") == Container("podman", "worker:1")
+    assert registry.resolve("charliecloud:/images/hpc") == Container("charliecloud", "/images/hpc")
+    assert registry.resolve("RAW") is None and registry.resolve("") is None
+    with pytest.raises(ContainerError, match=r"'podman:evil:1' is not one this endpoint allows; it allows: "
+                                             r"hpc \(charliecloud:/images/hpc\), py \(podman:worker:1\)"):
+        registry.resolve("podman:evil:1")
+    with pytest.raises(ContainerError, match="runs no per-function containers"):
+        Config().container_registry.resolve("py")
+
+
+@pytest.mark.parametrize("containers, complaint", [
+    ({"a": "lxc:x"}, "containers: a: unknown container runtime 'lxc'"),
+    ({"a": "podman"}, "containers: a: expected RUNTIME:IMAGE"),
+    ({"a": {"runtime": "podman", "image": "x", "privileged": True}}, "unknown key\\(s\\) privileged"),
+    ({"a": {"runtime": "custom", "options": "{command}"}}, "custom templates wrap whole managers"),
+    ({"RAW": "podman:x"}, "alias 'RAW'"),
+])
+def test_a_bad_container_list_is_refused_naming_the_alias(containers, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        Config(containers=containers)

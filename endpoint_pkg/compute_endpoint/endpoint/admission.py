@@ -9,6 +9,8 @@ them when it dead-letters a message or passes it to an alternate exchange.
 import re
 
 from ..config import Config
+from ..containers.registry import RAW
+from ..containers.runtimes import ContainerError
 from ..limits import walltime_problem
 from ..protocol import ErrorKind, Result, Task
 from ..protocol.broker_names import reply_key_owner
@@ -59,6 +61,11 @@ class Admission:
         problem = walltime_problem(task.walltime) or self.mpi_problem(task)
         if problem:
             return Result.failure(task.task_id, ErrorKind.INVALID_TASK, problem, error_type="InvalidTask")
+        try:
+            container = self.config.container_registry.resolve(task.container_type)
+        except ContainerError as exc:
+            return Result.failure(task.task_id, ErrorKind.INVALID_TASK, str(exc), error_type="ContainerNotAllowed")
+        task.container_type = container.key if container else RAW  # routed by RUNTIME:IMAGE, whatever it was asked as
         allowed = self.config.allowed_functions
         if allowed is not None and task.fn_hash not in allowed:
             return Result.failure(task.task_id, ErrorKind.FUNCTION_NOT_ALLOWED,

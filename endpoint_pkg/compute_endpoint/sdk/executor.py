@@ -68,7 +68,7 @@ class Executor(_BaseExecutor):
                  client_secret: str | None = None, endpoint_owner: str | None = None, tls_ca: str | None = None,
                  connect_timeout: float = 30.0, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
                  walltime: float | None = None, check_endpoint: bool = True,
-                 resource_specification: dict | None = None):
+                 resource_specification: dict | None = None, container: str | None = None):
         """Connect to the broker and check the endpoint exists.
 
         ``walltime``: seconds each task submitted from now on may run before it is
@@ -79,6 +79,11 @@ class Executor(_BaseExecutor):
         ``resource_specification``: for MPI tasks (``MPIFunction``) on an endpoint with
         GlobusMPIEngine, ``{"num_nodes": N, "ranks_per_node": R}`` (or ``num_ranks``
         in place of ``ranks_per_node``); also an attribute.
+
+        ``container``: run each task in this container: an alias from the endpoint's
+        ``containers:`` list, or the RUNTIME:IMAGE of one of its entries (None: no
+        container). The endpoint refuses any other with ``InvalidTaskError``; also an
+        attribute.
         """
         self.endpoint_id = str(endpoint_id)
         self.identity = sdk_identity(client_id, client_secret)
@@ -86,6 +91,7 @@ class Executor(_BaseExecutor):
         self.max_payload_bytes = max_payload_bytes
         self.walltime = walltime
         self.resource_specification = resource_specification
+        self.container = container
         self.duplicates_dropped = 0
         self.foreign_results_dropped = 0  # result messages not sent by the endpoint's owner
         self._futures: dict[str, Future] = {}
@@ -149,7 +155,8 @@ class Executor(_BaseExecutor):
         task = Task(task_id=str(uuid.uuid4()), fn_hash=fn_hash, fn_len=len(fn_bytes),
                     reply_to=self._session.reply.key, submitter=self.identity.client_id,
                     walltime=self.walltime, submitted_at=time.time(), num_nodes=self._nodes,
-                    ranks_per_node=self._ranks_per_node, payload=fn_bytes + arg_bytes)
+                    ranks_per_node=self._ranks_per_node, container_type=self.container or "RAW",
+                    payload=fn_bytes + arg_bytes)
         body = task.pack()
         if len(body) > self.max_payload_bytes:
             future.set_exception(PayloadTooLargeError(
