@@ -5,7 +5,13 @@ import shlex
 import pytest
 
 from compute_endpoint.config import Config, ConfigError, Engine
-from compute_endpoint.containers.runtimes import Container, ContainerError, RunContext, command_line
+from compute_endpoint.containers.runtimes import (
+    Container,
+    ContainerError,
+    RunContext,
+    command_line,
+    worker_command_line,
+)
 from compute_endpoint.paths import EndpointDir
 from compute_endpoint.providers.containers import wrap_batch, wrap_local
 
@@ -123,3 +129,16 @@ def test_the_registry_resolves_aliases_and_runtime_image_names_and_refuses_the_r
 def test_a_bad_container_list_is_refused_naming_the_alias(containers, complaint):
     with pytest.raises(ConfigError, match=complaint):
         Config(containers=containers)
+
+
+def test_a_podman_worker_gets_its_socket_as_descriptor_3_and_runs_as_the_workers_user():
+    worker = ["python3", "-m", "compute_endpoint.worker", "--fd={fd}"]
+    argv, fd = worker_command_line(Container("podman", "worker:1"), worker, 9, RUN, user=(998, 997))
+    assert argv[:5] == ["/bin/sh", "-c", 'exec "$@" 3<&9 9<&-', "sh", "podman"]
+    assert argv[5:9] == ["run", "--preserve-fds=1", "--user=998:997", "--rm"]
+    assert argv[-4:] == ["python3", "-m", "compute_endpoint.worker", "--fd=3"] and fd == 9
+
+
+def test_a_charliecloud_worker_keeps_its_descriptor():
+    argv, fd = worker_command_line(Container("charliecloud", "/images/hpc"), ["w", "--fd={fd}"], 9, RUN)
+    assert argv == ["ch-run", "--bind=/state/demo", "/images/hpc", "--", "w", "--fd=9"] and fd == 9

@@ -122,3 +122,29 @@ def batch_script(container: Container, argv: list[str], name: str) -> str:
     remove = shlex.join([container.runtime, "rm", "--force", name])
     return (f"trap '{remove} >/dev/null 2>&1' EXIT; trap 'exit 143' TERM INT; "
             f"{shlex.join(argv)} & wait $!")
+
+
+# A worker talks to its manager over an inherited socket. docker and podman pass a
+# container only the descriptors from 3 on (--preserve-fds), so the socket is moved to 3.
+WORKER_FD_IN_ENGINES = 3
+
+
+def worker_command_line(container: Container, worker: list[str], fd: int, run: RunContext,
+                        user: tuple[int, int] | None = None) -> tuple[list[str], int]:
+    """The argv that runs a worker in ``container``, and the descriptor number the worker must be told.
+
+    ``worker`` is its command with ``{fd}`` where the descriptor number goes. ``user``
+    (uid, gid): who the worker runs as inside a docker or podman container (the
+    other runtimes run it as whoever starts them).
+    """
+    if container.runtime not in ENGINES:
+        return command_line(container, [w.replace("{fd}", str(fd)) for w in worker], run), fd
+    inner = [w.replace("{fd}", str(WORKER_FD_IN_ENGINES)) for w in worker]
+    argv = command_line(container, inner, run)
+    extra = ["--preserve-fds=1"] + ([f"--user={user[0]}:{user[1]}"] if user else [])
+    argv = argv[:2] + extra + argv[2:]
+    if fd == WORKER_FD_IN_ENGINES:
+        return argv, fd
+    # The shell moves the socket to 3, closes the original, then becomes the runtime's client.
+    move = f'exec "$@" {WORKER_FD_IN_ENGINES}<&{fd} {fd}<&-'
+    return ["/bin/sh", "-c", move, "sh", *argv], fd
