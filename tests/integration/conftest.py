@@ -1,11 +1,14 @@
 """Fixtures that several integration test modules share."""
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 SLURM_SCRIPT = Path(__file__).parents[2] / "scripts" / "single-node-slurm.sh"
+IMAGE_SCRIPT = Path(__file__).parents[2] / "scripts" / "worker-image.sh"
+IMAGE_PYTHON = "/opt/compute-endpoint/bin/python3"  # where worker-image.sh installs the package
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +21,14 @@ def slurm():
     yield
     if not was_up:
         subprocess.run([SLURM_SCRIPT, "down"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    """The worker image, as a podman image name and as the directory Charliecloud runs."""
+    env = {**os.environ, "PYTHON": str(Path(__file__).parents[2] / ".venv" / "bin" / "python")}
+    built = subprocess.run([IMAGE_SCRIPT, "--podman"], capture_output=True, text=True, timeout=1800, env=env)
+    if built.returncode != 0:
+        pytest.fail(f"could not build the worker image: {built.stderr[-3000:]}")
+    directory = subprocess.run([IMAGE_SCRIPT], capture_output=True, text=True, timeout=600, env=env, check=True)
+    return {"podman": built.stdout.strip(), "charliecloud": directory.stdout.strip()}

@@ -7,36 +7,14 @@ The image is this source tree installed into a debootstrapped Debian 12 root
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from compute_endpoint.sdk import InvalidTaskError
 
 from ..support.broker import wait_for
-
-SCRIPT = Path(__file__).parents[2] / "scripts" / "worker-image.sh"
-IMAGE_PYTHON = "/opt/compute-endpoint/bin/python3"
-
-
-@pytest.fixture(scope="module")
-def images() -> dict[str, str]:
-    """The worker image, as a podman image name and as the directory Charliecloud runs."""
-    env = {**os.environ, "PYTHON": str(Path(__file__).parents[2] / ".venv" / "bin" / "python")}
-    built = subprocess.run([SCRIPT, "--podman"], capture_output=True, text=True, timeout=1800, env=env)
-    if built.returncode != 0:
-        pytest.fail(f"could not build the worker image: {built.stderr[-3000:]}")
-    directory = subprocess.run([SCRIPT], capture_output=True, text=True, timeout=600, env=env, check=True)
-    return {"podman": built.stdout.strip(), "charliecloud": directory.stdout.strip()}
-
-
-def where_am_i():
-    import os
-    import sys
-    with open("/etc/compute-endpoint-image") as marker:
-        image = marker.read().strip()
-    return {"image": image, "containerenv": os.path.exists("/run/.containerenv"), "python": sys.executable,
-            "pid1": open("/proc/1/cmdline", "rb").read().split(b"\0")[0].decode()}
+from ..support.tasks import where_am_i
+from .conftest import IMAGE_PYTHON
 
 
 def container_config(runtime: str, image: str, **engine) -> dict:

@@ -134,7 +134,7 @@ def test_a_bad_container_list_is_refused_naming_the_alias(containers, complaint)
 def test_a_podman_worker_gets_its_socket_as_descriptor_3_and_runs_as_the_workers_user():
     worker = ["python3", "-m", "compute_endpoint.worker", "--fd={fd}"]
     argv, fd = worker_command_line(Container("podman", "worker:1"), worker, 9, RUN, user=(998, 997))
-    assert argv[:5] == ["/bin/sh", "-c", 'exec "$@" 3<&9 9<&-', "sh", "podman"]
+    assert argv[:5] == ["/bin/bash", "-c", 'exec "$@" 3<&9 9<&-', "bash", "podman"]
     assert argv[5:9] == ["run", "--preserve-fds=1", "--user=998:997", "--rm"]
     assert argv[-4:] == ["python3", "-m", "compute_endpoint.worker", "--fd=3"] and fd == 9
 

@@ -145,6 +145,7 @@ def worker_command_line(container: Container, worker: list[str], fd: int, run: R
     argv = argv[:2] + extra + argv[2:]
     if fd == WORKER_FD_IN_ENGINES:
         return argv, fd
-    # The shell moves the socket to 3, closes the original, then becomes the runtime's client.
+    # The shell moves the socket to 3, closes the original, then becomes the runtime's client
+    # (bash: dash takes no descriptor above 9 in a redirection).
     move = f'exec "$@" {WORKER_FD_IN_ENGINES}<&{fd} {fd}<&-'
-    return ["/bin/sh", "-c", move, "sh", *argv], fd
+    return ["/bin/bash", "-c", move, "bash", *argv], fd

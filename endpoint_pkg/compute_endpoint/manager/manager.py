@@ -53,6 +53,7 @@ from .worker_pool import PoolOptions, WorkerHandle, WorkerPool
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds between timer checks (walltimes, heartbeats, watchdog)
+ANY = "any"  # worker_type for soft routing: workers start per task type
 
 
 class Manager:
@@ -75,10 +76,12 @@ class Manager:
         self.pool = WorkerPool(settings.workers, self.id, PoolOptions(
             settings.max_result_bytes, worker_env, self.output.write_fd if self.output else None,
             settings.plain_arguments, settings.limits(), settings.worker_user, settings.working_dir,
-            tuple(a for a in settings.accelerators.split(",") if a)))
+            tuple(a for a in settings.accelerators.split(",") if a), settings.containers(),
+            None if settings.worker_type == ANY else settings.worker_type, settings.container_python,
+            (settings.working_dir,) if settings.working_dir else ()))
         self.mpi = NodePool(settings.mpi_launcher, block_nodes()) if settings.mpi_launcher else None
-        # (task id, packed task, walltime, submitter): waiting for a worker
-        self.pending: deque[tuple[str, bytes, float | None, str]] = deque()
+        # (task id, packed task, walltime, submitter, container type): waiting for a worker
+        self.pending: deque[tuple[str, bytes, float | None, str, str]] = deque()
         self.known: set[str] = set()
         self.unacked: dict[str, tuple[bytes, float]] = {}
         self.last_batch = 0
@@ -172,9 +175,16 @@ class Manager:
             workers=self.settings.workers, prefetch=self.settings.prefetch,
             known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
             plain_arguments=self.settings.plain_arguments, block_id=self.settings.block_id,
+            container_types=self.serves(),
         )
         self._send(msg.pack())
         self._resend_unacked(force=True)
+
+    def serves(self) -> list[str]:
+        """The container types this manager runs: its one type (hard routing), or RAW and every container it has."""
+        if self.settings.worker_type != ANY:
+            return [self.settings.worker_type]
+        return ["RAW", *self.pool.options.containers]
 
     def _drain_interchange(self) -> None:
         while True:
@@ -232,7 +242,7 @@ class Manager:
         self.known.add(task.task_id)
         walltime = effective_walltime(task.walltime, self.settings.walltime)  # the operator's is a ceiling
         # The endpoint took it only with a reply_to of its sender's own: that names the submitter.
-        self.pending.append((task.task_id, frame, walltime, reply_key_owner(task.reply_to) or ""))
+        self.pending.append((task.task_id, frame, walltime, reply_key_owner(task.reply_to) or "", task.container_type))
 
     def _send_results(self, results: list[tuple[str, bytes]]) -> None:
         now = time.monotonic()
@@ -264,38 +274,64 @@ class Manager:
     # --- workers and timers --------------------------------------------------
 
     def _dispatch(self) -> None:
-        if not self.pending:
+        if not self.pending or not (self.pool.unused or self.pool.idle()):
             return
+        if self.mpi is not None:
+            return self._dispatch_mpi()
+        waiting: deque[tuple[str, bytes, float | None, str, str]] = deque()
+        while self.pending:
+            task_id, data, walltime, submitter, ctype = item = self.pending.popleft()
+            if not self.pool.can_start(ctype):
+                self._send_results([(task_id, Result.failure(
+                    task_id, ErrorKind.INVALID_TASK, f"manager {self.id} runs no workers of type {ctype[:200]!r}",
+                    error_type="InvalidTask", manager=self.id).pack())])
+                continue
+            worker = self._worker_for(submitter, ctype)
+            if worker is None:
+                waiting.append(item)  # a task of another type may still find a worker
+                continue
+            self._run(worker, task_id, data, walltime, submitter)
+        self.pending = waiting
+
+    def _dispatch_mpi(self) -> None:
         idle = self.pool.idle()
         while self.pending and idle:
-            task_id, data, walltime, submitter = self.pending[0]
-            if self.mpi is not None:
-                try:
-                    placed = self.mpi.place(task_id, data)
-                except MpiRequestError as exc:
-                    self.pending.popleft()
-                    self._send_results([(task_id, Result.failure(task_id, ErrorKind.INVALID_TASK, str(exc),
-                                                                 error_type="InvalidTask", manager=self.id).pack())])
-                    continue
-                if placed is None:
-                    return  # waits for nodes; the tasks behind it wait their turn
-                data = placed
+            task_id, data, walltime, submitter, _ = self.pending[0]
+            try:
+                placed = self.mpi.place(task_id, data) if self.mpi else data
+            except MpiRequestError as exc:
+                self.pending.popleft()
+                self._send_results([(task_id, Result.failure(task_id, ErrorKind.INVALID_TASK, str(exc),
+                                                             error_type="InvalidTask", manager=self.id).pack())])
+                continue
+            if placed is None:
+                return  # waits for nodes; the tasks behind it wait their turn
             self.pending.popleft()
-            worker = self._worker_for(submitter, idle)
-            idle.remove(worker)
-            if self.settings.isolate_submitters and worker.submitter not in (None, submitter):
-                worker = self.pool.recycle(worker)  # it ran someone else's code: a fresh process instead
-            worker.submitter = submitter
-            self.pool.assign(worker, task_id, data, walltime)
+            worker = idle.pop(0)
+            self._run(worker, task_id, placed, walltime, submitter)
 
-    def _worker_for(self, submitter: str, idle: list[WorkerHandle]) -> WorkerHandle:
-        """With isolate_submitters: a worker that ran this submitter's tasks, else a fresh one, else any."""
-        if self.settings.isolate_submitters:
-            for wanted in (submitter, None):
-                for worker in idle:
-                    if worker.submitter == wanted:
-                        return worker
-        return idle[0]
+    def _run(self, worker: WorkerHandle, task_id: str, data: bytes, walltime: float | None, submitter: str) -> None:
+        if self.settings.isolate_submitters and worker.submitter not in (None, submitter):
+            worker = self.pool.recycle(worker)  # it ran someone else's code: a fresh process instead
+        worker.submitter = submitter
+        self.pool.assign(worker, task_id, data, walltime)
+
+    def _worker_for(self, submitter: str, ctype: str) -> WorkerHandle | None:
+        """An idle worker of the task's type (with isolate_submitters: one that ran this submitter's tasks, else a
+        fresh one, else any); else a new one in an unused slot; else one that replaces an idle worker of another
+        type (soft routing); else None: every worker is busy."""
+        idle = self.pool.idle(ctype)
+        if idle:
+            if self.settings.isolate_submitters:
+                for wanted in (submitter, None):
+                    for worker in idle:
+                        if worker.submitter == wanted:
+                            return worker
+            return idle[0]
+        if self.pool.unused:
+            return self.pool.spawn(ctype)
+        others = self.pool.idle()
+        return self.pool.recycle(others[0], ctype) if others else None
 
     def _tick(self) -> None:
         now = time.monotonic()

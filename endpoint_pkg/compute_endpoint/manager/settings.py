@@ -4,6 +4,7 @@
 as a child of the endpoint, as a systemd unit, or inside a batch job.
 """
 
+import json
 import os
 import socket
 import uuid
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cmdline import CommandLine, option
+from ..containers.runtimes import Container
 from ..limits import WorkerLimits
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
@@ -48,6 +50,12 @@ class ManagerSettings(CommandLine):
     mpi_launcher: str = option("", help="GlobusMPIEngine: share this block's nodes among MPI tasks, started with "
                                         "srun, mpiexec or aprun (empty: not an MPI manager)")
     working_dir: str = option("", help="the workers' current directory (default: their user's home, else this one)")
+    worker_type: str = option("RAW", help="RAW or RUNTIME:IMAGE: the workers the pool starts with and the only type "
+                                          "it serves (hard routing); 'any': a worker of each task's type starts when "
+                                          "one comes (soft routing)")
+    worker_containers: str = option("", help="JSON {RUNTIME:IMAGE: {runtime, image, options}}: the containers "
+                                             "workers may run in")
+    container_python: str = option("python3", help="the interpreter with compute-endpoint inside the images")
     accelerators: str = option("", help="accelerator ids, comma-separated, one per worker: each worker sees only "
                                         "its own (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK)")
     parent_pid: int = option(0, help="exit when this process dies")
@@ -60,6 +68,11 @@ class ManagerSettings(CommandLine):
         if not self.manager_id:
             block = f"block-{self.block_id}." if self.block_id else ""
             self.manager_id = f"{block}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+    def containers(self) -> dict[str, Container]:
+        """The containers workers may run in, by RUNTIME:IMAGE."""
+        specs = json.loads(self.worker_containers) if self.worker_containers else {}
+        return {key: Container(spec["runtime"], spec["image"], spec.get("options", "")) for key, spec in specs.items()}
 
     def limits(self) -> WorkerLimits:
         return WorkerLimits(self.memory_limit or None, self.process_limit or None, self.cpu_limit or None)

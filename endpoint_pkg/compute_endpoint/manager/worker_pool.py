@@ -15,8 +15,10 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 
+from ..containers.runtimes import WORKER_FD_IN_ENGINES, Container, RunContext, worker_command_line
 from ..limits import WorkerLimits, cpu_seconds
 from ..procs import describe_exit, terminate
 from ..protocol import ErrorKind, ProtocolError, Result
@@ -28,6 +30,7 @@ from .worker_identity import WorkerIdentity, worker_env
 log = logging.getLogger(__name__)
 
 CPU_CHECK_PERIOD = 1.0  # seconds between reads of busy workers' CPU time
+RAW = "RAW"
 
 
 @dataclass
@@ -64,6 +67,8 @@ class WorkerHandle:
     failure: Failure | None = None  # set when the manager kills it
     submitter: str | None = None  # whose tasks it has run (with isolate_submitters)
     accelerator: str | None = None  # the one device it sees (available_accelerators)
+    ctype: str = RAW  # RAW, or the RUNTIME:IMAGE of the container it runs in
+    container_name: str = ""  # docker/podman: the container to remove when it is gone
 
     @property
     def pid(self) -> int:
@@ -83,6 +88,10 @@ class PoolOptions:
     worker_user: str = ""  # run workers as this user (see WorkerIdentity)
     working_dir: str = ""  # the workers' current directory (default: the workers' user's home, or the manager's)
     accelerators: tuple[str, ...] = ()  # one per worker, exported as CUDA_VISIBLE_DEVICES and its kin
+    containers: dict[str, Container] = field(default_factory=dict)  # RUNTIME:IMAGE -> container, besides RAW
+    start_type: str | None = RAW  # the type start() fills the pool with (hard routing); None: per task (soft)
+    container_python: str = "python3"  # the interpreter in the images
+    container_binds: tuple[str, ...] = ()  # directories a container sees at the same path
 
 
 class WorkerPool:
@@ -104,27 +113,62 @@ class WorkerPool:
     # --- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
-        while len(self.workers) < self.size:
-            self._spawn()
+        while self.options.start_type is not None and len(self.workers) < self.size:
+            self._spawn(self.options.start_type)
 
-    def _spawn(self) -> WorkerHandle:
+    @property
+    def unused(self) -> int:
+        """Slots with no worker in them (soft routing starts workers per task type)."""
+        return max(0, self.size - len(self.workers))
+
+    def can_start(self, ctype: str) -> bool:
+        if self.options.start_type is not None:  # hard routing: the one type it was started with
+            return ctype == self.options.start_type
+        return ctype == RAW or ctype in self.options.containers
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per type, its workers and how many of them are idle (what the manager advertises)."""
+        found: dict[str, dict[str, int]] = {}
+        for worker in self.workers.values():
+            entry = found.setdefault(worker.ctype, {"warm": 0, "idle": 0})
+            entry["warm"] += 1
+            entry["idle"] += worker.task is None and worker.failure is None
+        return found
+
+    def spawn(self, ctype: str) -> WorkerHandle:
+        """A new worker of ``ctype`` in an unused slot (the caller checked there is one)."""
+        return self._spawn(ctype)
+
+    def _spawn(self, ctype: str = RAW) -> WorkerHandle:
         opts = self.options
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        settings = WorkerSettings(fd=theirs.fileno(), parent_pid=os.getpid(), max_result_bytes=opts.max_result_bytes,
+        container = opts.containers.get(ctype) if ctype != RAW else None
+        inside = container is not None and container.removable  # its own pid namespace, its socket at fd 3
+        settings = WorkerSettings(fd=WORKER_FD_IN_ENGINES if inside else theirs.fileno(),
+                                  parent_pid=0 if container else os.getpid(), max_result_bytes=opts.max_result_bytes,
                                   manager_id=self.manager_id, plain_arguments=opts.plain_arguments,
                                   memory_limit=self.limits.memory_bytes or 0,
                                   process_limit=self.limits.processes or 0,
                                   workdir=opts.working_dir or (self.identity.home if self.identity else ""))
         command = settings.command()
         accelerator = self._free_accelerator()
-        if self.identity is not None:
+        name = ""
+        if container is not None:
+            name = f"ce-worker-{uuid.uuid4().hex[:12]}"
+            run = RunContext(name=name, labels={"compute-endpoint.manager": self.manager_id[:200]},
+                             binds=opts.container_binds, env_keys=tuple(opts.env or ()))
+            user = (self.identity.uid, self.identity.gid) if self.identity and inside else None
+            command, _ = worker_command_line(container, [opts.container_python, *command[1:]], theirs.fileno(), run,
+                                             user)
+        if self.identity is not None and not inside:
             command = self.identity.wrap(command)
         # (it changes to its workdir itself: the manager's user may not enter the workers' home)
         env = self.env if accelerator is None else {**(self.env or os.environ), **pinned_to(accelerator)}
         process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
                                    stdout=opts.output_fd, stderr=opts.output_fd, start_new_session=True)
         theirs.close()
-        handle = WorkerHandle(self._next_index, process, mine, FrameReader(self.max_frame), accelerator=accelerator)
+        handle = WorkerHandle(self._next_index, process, mine, FrameReader(self.max_frame), accelerator=accelerator,
+                              ctype=ctype, container_name=name if inside else "")
         self._next_index += 1
         self.workers[mine.fileno()] = handle
         self.generation += 1
@@ -142,21 +186,25 @@ class WorkerPool:
         terminate([handle.process for handle in self.workers.values()], timeout)
         for handle in self.workers.values():
             _kill_group(handle.pid)
+            _remove_container(handle)
         self.workers.clear()
 
-    def recycle(self, worker: WorkerHandle) -> WorkerHandle:
-        """Replace an idle worker with a fresh process (another submitter's tasks must not share it)."""
+    def recycle(self, worker: WorkerHandle, ctype: str | None = None) -> WorkerHandle:
+        """Replace an idle worker with a fresh process: of its own type (another submitter's tasks must not share
+        it), or of ``ctype`` (soft routing gives its slot to another container type)."""
         del self.workers[worker.sock.fileno()]
         worker.sock.close()
         _kill_group(worker.pid)
         worker.process.wait()
+        _remove_container(worker)
         self.replaced += 1
-        return self._spawn()
+        return self._spawn(ctype or worker.ctype)
 
     # --- work ----------------------------------------------------------------
 
-    def idle(self) -> list[WorkerHandle]:
-        return [w for w in self.workers.values() if w.task is None and w.failure is None]
+    def idle(self, ctype: str | None = None) -> list[WorkerHandle]:
+        return [w for w in self.workers.values() if w.task is None and w.failure is None
+                and (ctype is None or w.ctype == ctype)]
 
     def assign(self, worker: WorkerHandle, task_id: str, task_bytes: bytes, walltime: float | None) -> None:
         now = time.monotonic()
@@ -245,10 +293,16 @@ class WorkerPool:
         # alive. (Before the wait: until then its pid, which names the group, cannot be reused.)
         _kill_group(worker.pid)
         code = worker.process.wait()
+        _remove_container(worker)
         self.replaced += 1
-        replacement = self._spawn()
-        log.info("worker %d (pid %d) exited (%s); started worker %d (pid %d)", worker.index, worker.pid,
-                 describe_exit(code), replacement.index, replacement.pid)
+        if self.options.start_type is None and worker.ctype != RAW:
+            # Soft routing: the slot stays unused until a task wants a worker (a container that cannot start
+            # then fails that task, not an endless loop of restarts).
+            log.info("worker %d (pid %d, %s) exited (%s)", worker.index, worker.pid, worker.ctype, describe_exit(code))
+        else:
+            replacement = self._spawn(worker.ctype)
+            log.info("worker %d (pid %d) exited (%s); started worker %d (pid %d)", worker.index, worker.pid,
+                     describe_exit(code), replacement.index, replacement.pid)
         task = worker.task
         if task is None:
             return []
@@ -278,3 +332,15 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _remove_container(worker: WorkerHandle) -> None:
+    """A docker/podman worker's container outlives its killed client: remove it (best effort, logged)."""
+    if not worker.container_name:
+        return
+    runtime = worker.ctype.partition(":")[0]
+    try:
+        subprocess.run([runtime, "rm", "--force", "--time=0", worker.container_name], capture_output=True,
+                       timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("could not remove container %s of worker %d: %s", worker.container_name, worker.index, exc)
