@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import zmq
 
 SLURM_SCRIPT = Path(__file__).parents[2] / "scripts" / "single-node-slurm.sh"
 IMAGE_SCRIPT = Path(__file__).parents[2] / "scripts" / "worker-image.sh"
@@ -32,3 +33,14 @@ def images() -> dict[str, str]:
         pytest.fail(f"could not build the worker image: {built.stderr[-3000:]}")
     directory = subprocess.run([IMAGE_SCRIPT], capture_output=True, text=True, timeout=600, env=env, check=True)
     return {"podman": built.stdout.strip(), "charliecloud": directory.stdout.strip()}
+
+
+@pytest.fixture
+def interchange(tmp_path):
+    """A stand-in interchange (a ZeroMQ ROUTER of the test's own) facing a real manager: (socket, address)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    address = f"ipc://{tmp_path}/interchange.sock"
+    sock.bind(address)
+    yield sock, address
+    ctx.destroy(linger=0)

@@ -8,25 +8,12 @@ import subprocess
 import time
 import uuid
 
-import pytest
-import zmq
-
 from compute_endpoint import serialize
 from compute_endpoint.manager.settings import ManagerSettings
 from compute_endpoint.protocol import ManagerRegistration, Result, ResultAck, ResultBatch, Task, TaskBatch, unpack_any
 
 from ..support.tasks import where_am_i
 from .conftest import IMAGE_PYTHON
-
-
-@pytest.fixture
-def interchange(tmp_path):
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    address = f"ipc://{tmp_path}/interchange.sock"
-    sock.bind(address)
-    yield sock, address
-    ctx.destroy(linger=0)
 
 
 def start_manager(interchange, tmp_path, images, workers: int, worker_type: str):

@@ -23,16 +23,6 @@ from compute_endpoint.protocol.codec import encode
 
 
 @pytest.fixture
-def interchange(tmp_path):
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    address = f"ipc://{tmp_path}/interchange.sock"
-    sock.bind(address)
-    yield sock, address
-    ctx.destroy(linger=0)
-
-
-@pytest.fixture
 def manager(interchange, tmp_path):
     settings = ManagerSettings(interchange=interchange[1], workers=1, manager_id="m-under-test",
                                heartbeat_period=0.2, log_file=tmp_path / "manager.log")
