@@ -93,3 +93,22 @@ def test_a_task_asking_for_a_container_the_endpoint_does_not_list_is_refused_wit
         ex.submit(where_am_i).result(timeout=60)
     with ep.executor() as ex:  # the endpoint serves on
         assert ex.submit(sum, [1, 2]).result(timeout=60) == 3
+
+
+def test_each_function_runs_in_the_container_it_asked_for_and_stop_removes_them(images, endpoint_factory):
+    config = {"containers": {"py": {"runtime": "podman", "image": images["podman"]},
+                             "hpc": f"charliecloud:{images['charliecloud']}"},
+              "engine": {"max_workers_per_node": 2, "container_python": IMAGE_PYTHON, "worker_env": {"USER": "root"}}}
+    ep = endpoint_factory("per-function", config=config)
+    with ep.executor(container="py") as ex:
+        in_podman = ex.submit(where_am_i).result(timeout=120)
+    with ep.executor(container=f"charliecloud:{images['charliecloud']}") as ex:
+        in_charliecloud = ex.submit(where_am_i).result(timeout=120)
+    with ep.executor() as ex, pytest.raises(FileNotFoundError):  # no container: the host, which has no image marker
+        ex.submit(where_am_i).result(timeout=120)
+    assert in_podman["containerenv"] and in_podman["python"] == IMAGE_PYTHON
+    assert not in_charliecloud["containerenv"] and in_charliecloud["image"] == in_podman["image"]
+    assert ep.stop().returncode == 0
+    leftover = subprocess.run(["podman", "ps", "--all", "--format={{.Names}}"], capture_output=True, text=True,
+                              check=True).stdout.split()
+    assert [name for name in leftover if name.startswith("ce-worker-")] == []

@@ -285,6 +285,9 @@ class Config:
             self.container_registry = parse_registry(self.containers)
         except ContainerError as exc:
             raise ConfigError("containers", str(exc)) from None
+        if self.containers and self.engine.container_type:
+            raise ConfigError("containers", "per-function containers need managers outside a container: drop "
+                                            "engine.container_type, or this list")
         if self.debug:
             self.log_level = "DEBUG"
         if self.amqp_port is not None:

@@ -91,3 +91,10 @@ class Admission:
 
 def describe_sender(sender: str | None) -> str:
     return repr(sender) if sender else "an unnamed sender (no user_id)"
+
+
+def with_container_type(body: bytes, container_type: str) -> bytes:
+    """The task re-packed with the container type it is routed by (it named an alias)."""
+    task = Task.unpack(body)
+    task.container_type = container_type
+    return task.pack()

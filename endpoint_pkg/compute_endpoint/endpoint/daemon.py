@@ -32,7 +32,7 @@ from ..protocol import (
 )
 from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
 from ..readiness import Readiness, watchdog_interval
-from .admission import Admission
+from .admission import Admission, with_container_type
 from .amqp import AmqpAgent, Delivery
 from .commands import CommandHandler
 from .components import Components
@@ -229,10 +229,13 @@ class EndpointDaemon:
         if self.ledger.receive(task.task_id, body, task.reply_to, group) != Receipt.NEW:
             return
         entry = self.ledger[task.task_id]
+        asked_for = task.container_type
         refusal = self.admission.task_refusal(task, len(body))
         if refusal:
             self._complete_locally(entry, refusal)
             return
+        if task.container_type != asked_for:  # an alias: the interchange routes by RUNTIME:IMAGE
+            body = entry.body = with_container_type(body, task.container_type)
         entry.walltime = effective_walltime(task.walltime, self.config.engine.task_walltime)
         self._start_deadline(entry)
         self.link.send_task(body)

@@ -82,6 +82,9 @@ class ManagerSettings(CommandLine):
                     parent_pid: int = 0, log_file: Path | None = None) -> "ManagerSettings":
         engine = config.engine
         limits = engine.worker_limits.limits()
+        # Soft routing: workers of the endpoint's listed containers start as their tasks come.
+        registry = {c.key: {"runtime": c.runtime, "image": c.image, "options": c.options}
+                    for c in config.container_registry.entries.values()}
         return cls(interchange=interchange, keys_dir=keys_dir, workers=engine.max_workers_per_node,
                    manager_id=manager_id,
                    prefetch=engine.prefetch_capacity or 0, heartbeat_period=engine.heartbeat_period,
@@ -92,6 +95,8 @@ class ManagerSettings(CommandLine):
                    isolate_submitters=config.isolate_submitters, drain_after=engine.drain_period or 0.0,
                    working_dir=engine.working_dir or "", accelerators=",".join(engine.accelerators),
                    mpi_launcher=engine.mpi_launcher if engine.mpi else "",
+                   worker_type="any" if registry else "RAW", worker_containers=json.dumps(registry) if registry else "",
+                   container_python=engine.container_python,
                    parent_pid=parent_pid, log_file=log_file,
                    log_dir=Path(engine.worker_logdir_root) if engine.worker_logdir_root else None,
                    log_level="DEBUG" if engine.worker_debug else config.log_level)
