@@ -111,3 +111,27 @@ def test_a_hard_routed_manager_refuses_a_type_it_was_not_started_for(interchange
     finally:
         stop(manager)
     assert worker_containers() == []
+
+
+def test_a_container_that_cannot_start_fails_its_task_with_the_reason_and_nothing_loops(interchange, tmp_path,
+                                                                                        images):
+    sock, _ = interchange
+    missing = "podman:localhost/no-such-image:1"
+    settings = ManagerSettings(interchange=interchange[1], workers=1, manager_id="m-missing", heartbeat_period=0.5,
+                               log_file=tmp_path / "manager.log", worker_type="any", container_python=IMAGE_PYTHON,
+                               worker_containers=json.dumps({missing: {"runtime": "podman",
+                                                                       "image": "localhost/no-such-image:1"}}))
+    manager = subprocess.Popen(settings.command())
+    try:
+        identity, _ = registration(sock)
+        doomed = task(missing)
+        result = run_tasks(sock, identity, [doomed], seq=1)[doomed.task_id]
+        assert result.error_type == "WorkerDied" and "in its container (podman:localhost/no-such-image:1)" in \
+            result.error_message
+        time.sleep(2)
+        log = (tmp_path / "manager.log").read_text()
+        assert log.count("exited (exit code") == 1, "the slot stays unused: no restart loop"
+        raw = task("RAW", fn=os.getpid)
+        assert run_tasks(sock, identity, [raw], seq=2)[raw.task_id].error_kind is None, "the manager serves on"
+    finally:
+        stop(manager)

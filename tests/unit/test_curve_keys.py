@@ -63,6 +63,10 @@ def test_the_endpoint_key_is_installed_only_where_the_endpoint_does_not_run(tmp_
     ({"workers": 10**9}, "a", "workers must be"),
     ({"prefetch": -1}, "a", "prefetch 0"),
     ({"pid": -5}, "a", "must not be negative"),
+    ({"container_types": []}, "a", "container_types must be 1 to 256"),
+    ({"container_types": ["RAW"] * 257}, "a", "container_types must be 1 to 256"),
+    ({"container_types": ["podman:" + "x" * 2000]}, "a", "each 1 to 1024"),
+    ({"container_types": ["podman:img\n"]}, "a", "printable"),
 ])
 def test_a_registration_out_of_bounds_is_refused_with_the_reason(fields, sender, problem):
     msg = ManagerRegistration(**{"manager_id": "a", "hostname": "h", "pid": 1, "workers": 2, **fields})

@@ -57,6 +57,8 @@ class ManagerRecord:
 
 _MAX_WORKERS = 65_536
 _MAX_TEXT = 255
+_MAX_TYPES = 256  # container types one manager may serve
+_MAX_TYPE = 1024
 
 
 def registration_problem(msg: "ManagerRegistration", sender: str, plain_arguments: bool = False) -> str | None:
@@ -80,4 +82,8 @@ def registration_problem(msg: "ManagerRegistration", sender: str, plain_argument
         return f"workers must be 1 to {_MAX_WORKERS} and prefetch 0 to {_MAX_WORKERS}"
     if msg.pid < 0 or msg.last_batch < 0:
         return "pid and last_batch must not be negative"
+    types = msg.container_types
+    if not 0 < len(types) <= _MAX_TYPES or any(not 0 < len(t) <= _MAX_TYPE or not t.isprintable() for t in types):
+        return (f"container_types must be 1 to {_MAX_TYPES} names (RAW or RUNTIME:IMAGE), each 1 to {_MAX_TYPE} "
+                "printable characters")
     return None

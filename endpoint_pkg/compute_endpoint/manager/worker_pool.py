@@ -306,8 +306,12 @@ class WorkerPool:
         task = worker.task
         if task is None:
             return []
-        failure = worker.failure or Failure(ErrorKind.WORKER_DIED, "WorkerDied",
-                                            f"the worker process running this task died ({describe_exit(code)})")
+        died = f"the worker process running this task died ({describe_exit(code)})"
+        if worker.ctype != RAW:
+            died = (f"the worker running this task in its container ({worker.ctype[:300]}) ended "
+                    f"({describe_exit(code)}) without a result; if the container could not start, the runtime said "
+                    "why in the manager's log")
+        failure = worker.failure or Failure(ErrorKind.WORKER_DIED, "WorkerDied", died)
         result = Result.failure(task.task_id, failure.kind, failure.message, error_type=failure.error_type,
                                 manager=self.manager_id, worker_pid=worker.pid, finished_at=time.time())
         return [(task.task_id, result.pack())]
