@@ -5,7 +5,9 @@ from collections import deque
 
 import pytest
 
+from compute_endpoint.interchange.manager_record import ManagerRecord
 from compute_endpoint.interchange.routing import HARD, SOFT, Offer, Placement, Router, route
+from compute_endpoint.interchange.scheduler import Scheduler
 
 PY = "podman:localhost/py:1"
 ML = "podman:localhost/ml:2"
@@ -82,3 +84,61 @@ def test_the_router_counts_warm_hits_and_cold_starts():
 def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="expected hard or soft"):
         Router("random")
+
+
+# --- the interchange's scheduler with soft routing -------------------------------------------------
+
+
+def soft_scheduler(*records: ManagerRecord) -> Scheduler:
+    s = Scheduler(max_retries=1, router=Router(SOFT, random.Random(3)))
+    for record in records:
+        s.add_manager(record, [])
+    return s
+
+
+def any_manager(name: str, workers: int = 2) -> ManagerRecord:
+    return ManagerRecord(manager_id=name, workers=workers, container_types=("RAW", PY, ML))
+
+
+def placed(plan) -> dict[str, list[str]]:
+    return {rec.manager_id: [e.task_id for e in entries] for rec, entries in plan}
+
+
+def test_the_scheduler_sends_a_task_where_a_worker_of_its_type_is_warm():
+    s = soft_scheduler(any_manager("cold"), any_manager("warm"))
+    s.advertise("warm", [PY])
+    s.submit("t1", b"x", PY)
+    assert placed(s.dispatch()) == {"warm": ["t1"]}
+    assert s.router.counts[Placement.WARM] == 1
+
+
+def test_a_finished_task_leaves_a_warm_worker_that_the_next_task_of_its_type_takes():
+    s = soft_scheduler(any_manager("m1", workers=1), any_manager("m2", workers=1))
+    s.submit("t1", b"x", ML)
+    (first,) = placed(s.dispatch())
+    assert s.complete("t1", system_failure=False) == "forward"
+    s.submit("t2", b"x", ML)
+    assert placed(s.dispatch()) == {first: ["t2"]}, "the worker that ran t1 is warm for ML"
+
+
+def test_no_more_tasks_go_out_than_workers_can_start_now():
+    s = soft_scheduler(any_manager("m", workers=2))
+    for n in range(5):
+        s.submit(f"t{n}", b"x", PY)
+    assert placed(s.dispatch()) == {"m": ["t0", "t1"]}
+    assert s.dispatch() == [] and s.queued() == 3
+
+
+def test_a_hard_manager_beside_soft_ones_only_gets_its_type():
+    hard = ManagerRecord(manager_id="ml-only", workers=4, container_types=(ML,))
+    s = soft_scheduler(hard, any_manager("any", workers=1))
+    s.submit("py", b"x", PY)
+    s.submit("ml", b"x", ML)
+    plan = placed(s.dispatch())
+    assert plan["any"] == ["py"] and plan["ml-only"] == ["ml"]
+
+
+def test_an_advertisement_counts_no_more_workers_than_the_manager_has_nor_types_it_did_not_register():
+    s = soft_scheduler(any_manager("m", workers=2))
+    s.advertise("m", [PY] * 10_000 + ["podman:never/registered"])
+    assert s.managers["m"].warm_idle == {PY: 2}

@@ -37,6 +37,7 @@ from ..readiness import Readiness
 from ..zmq_sockets import bind, make_socket
 from .manager_auth import ManagerAuth, ManagerKeys, curve_listener
 from .manager_record import ManagerRecord, registration_problem
+from .routing import SOFT, Router
 from .scheduler import Completion, Lost, Scheduler
 from .settings import InterchangeSettings
 
@@ -65,7 +66,7 @@ class Interchange:
             self._listen_for_remote_managers(settings)
         self._links: dict[str, zmq.Socket] = {}  # manager id -> the socket it registered on
         self.manager_keys = ManagerKeys(self.auth)
-        self.scheduler = Scheduler(settings.max_retries)
+        self.scheduler = Scheduler(settings.max_retries, Router(SOFT) if settings.soft_routing else None)
         self.to_endpoint: deque[list[bytes]] = deque()
         self.running = True
         self.status_dirty = True
@@ -209,6 +210,7 @@ class Interchange:
                 self._ask_to_register(sock, identity)
                 return
             record.idle_workers = msg.idle_workers
+            self.scheduler.advertise(manager_id, msg.warm_containers)
             requeued = self.scheduler.reconcile(manager_id, msg.known_tasks, msg.last_batch)
             if requeued:
                 log.warning("manager %s never received %d tasks; requeued them", manager_id, requeued)
@@ -247,6 +249,7 @@ class Interchange:
             incarnation=msg.incarnation, batch_seq=msg.last_batch, block_id=msg.block_id,
         )
         lost = self.scheduler.add_manager(record, msg.known_tasks)
+        self.scheduler.advertise(record.manager_id, msg.warm_containers)
         log.info("manager %s registered from %s (pid %d, %d workers, holding %d tasks)", msg.manager_id,
                  msg.hostname, msg.pid, msg.workers, len(msg.known_tasks))
         self._send_to(sock, identity, Heartbeat(sender="interchange", incarnation=self.incarnation).pack())

@@ -4,6 +4,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .routing import Offer, runtime_of
+
 if TYPE_CHECKING:
     from ..protocol import ManagerRegistration
 
@@ -26,6 +28,22 @@ class ManagerRecord:
     batch_seq: int = 0
     # task id -> sequence number of the batch that carried it
     tasks: dict[str, int] = field(default_factory=dict)
+    # Soft routing: idle workers per container type, as the manager last said and counted since.
+    warm_idle: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fixed_type(self) -> str | None:
+        """The one type a hard-routed manager serves (its workers are all of it), or None."""
+        return self.container_types[0] if len(self.container_types) == 1 else None
+
+    def offer(self) -> "Offer":
+        """What it can take now, for the router."""
+        if self.fixed_type is not None:
+            return Offer(self.manager_id, warm_idle={self.fixed_type: self.free_workers}, fixed_type=self.fixed_type)
+        warm = {t: n for t, n in self.warm_idle.items() if n > 0}
+        unused = 0 if self.draining else max(0, self.workers - len(self.tasks) - sum(warm.values()))
+        runtimes = frozenset(runtime_of(t) or "" for t in self.container_types) - {""}
+        return Offer(self.manager_id, warm_idle={} if self.draining else warm, unused=unused, runtimes=runtimes)
 
     @property
     def capacity(self) -> int:

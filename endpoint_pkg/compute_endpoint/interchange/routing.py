@@ -103,9 +103,10 @@ class Router:
         return decision
 
 
-def route(router: Router, queues: dict[str, deque], offers: list[Offer]) -> list[tuple[object, Decision]]:
-    """Place queued tasks, one per type per turn, until no queued type can be placed; placed tasks leave their queue."""
-    placed: list[tuple[object, Decision]] = []
+def route(router: Router, queues: dict[str, deque[str]], offers: list[Offer]) -> list[tuple[str, Decision]]:
+    """Place queued tasks (by id), one per type per turn, until no queued type can be placed; placed tasks leave
+    their queue."""
+    placed: list[tuple[str, Decision]] = []
     waiting = [ctype for ctype, queue in queues.items() if queue]
     while waiting:
         still = []

@@ -14,12 +14,13 @@ with free slots, sit in two rings per container type, so scheduling does not
 scan the whole manager table.
 """
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from .manager_record import ManagerRecord
+from .routing import Placement, Router, route
 
 
 class Completion(StrEnum):
@@ -48,8 +49,9 @@ class Lost:
 
 
 class Scheduler:
-    def __init__(self, max_retries: int):
+    def __init__(self, max_retries: int, router: Router | None = None):
         self.max_retries = max_retries
+        self.router = router  # soft routing (routing.py); None: hard routing through the rings below
         self.tasks: dict[str, TaskEntry] = {}
         self.managers: dict[str, ManagerRecord] = {}
         self._queues: dict[str, deque[str]] = {}
@@ -89,6 +91,10 @@ class Scheduler:
         if entry is None:
             return Completion.UNKNOWN
         was_assigned = entry.manager is not None
+        record = self.managers.get(entry.manager or "")
+        if record is not None and self.router is not None and record.fixed_type is None:
+            # Its worker is idle again, and warm for this type, until the manager's next word.
+            record.warm_idle[entry.container_type] = record.warm_idle.get(entry.container_type, 0) + 1
         self._unassign(entry)
         if system_failure and entry.attempts <= self.max_retries and entry.data is not None:
             if was_assigned:
@@ -170,8 +176,17 @@ class Scheduler:
 
     # --- dispatch ------------------------------------------------------------
 
+    def advertise(self, manager_id: str, idle_types: list[str]) -> None:
+        """A manager's idle workers, one type name each (its heartbeat's warm_containers)."""
+        record = self.managers.get(manager_id)
+        if record is not None:  # no more than its workers, of the types it registered: the rest is noise
+            served = set(record.container_types)
+            record.warm_idle = dict(Counter(t for t in idle_types[:record.workers] if t in served))
+
     def dispatch(self) -> list[tuple[ManagerRecord, list[TaskEntry]]]:
         """Assign queued tasks: first to idle workers anywhere, then to managers' queue slots."""
+        if self.router is not None:
+            return self._dispatch_routed(self.router)
         plan: dict[str, tuple[ManagerRecord, list[TaskEntry]]] = {}
         for ctype, queue in self._queues.items():
             # Idle workers take as many as they can; queue slots one per manager per
@@ -206,6 +221,33 @@ class Scheduler:
                 record.tasks[entry.task_id] = record.batch_seq + 1
                 batch.append(entry)
                 space -= 1
+
+    def _dispatch_routed(self, router: Router) -> list[tuple[ManagerRecord, list[TaskEntry]]]:
+        """Soft routing: each task to a warm worker of its type, else a free slot, else an idle worker of another
+        type (routing.py); only to workers that can start it now, never to a queue slot."""
+        for queue in self._queues.values():
+            while queue and self._stale(queue[0]):
+                queue.popleft()
+        offers = [r.offer() for r in self.managers.values()]
+        plan: dict[str, tuple[ManagerRecord, list[TaskEntry]]] = {}
+        for task_id, decision in route(router, self._queues, offers):
+            entry, record = self.tasks.get(task_id), self.managers[decision.manager_id]
+            if entry is None or self._stale(task_id):
+                continue
+            used = decision.evicts if decision.placement == Placement.REPLACE else entry.container_type
+            if used and decision.placement != Placement.COLD and record.fixed_type is None:
+                record.warm_idle[used] = record.warm_idle.get(used, 0) - 1
+            entry.attempts += 1
+            entry.manager = record.manager_id
+            record.tasks[task_id] = record.batch_seq + 1
+            plan.setdefault(record.manager_id, (record, []))[1].append(entry)
+        for record, _ in plan.values():
+            record.batch_seq += 1
+        return list(plan.values())
+
+    def _stale(self, task_id: str) -> bool:
+        entry = self.tasks.get(task_id)
+        return entry is None or entry.manager is not None or entry.data is None
 
     # --- internals -----------------------------------------------------------
 

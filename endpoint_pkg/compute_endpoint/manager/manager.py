@@ -175,7 +175,7 @@ class Manager:
             workers=self.settings.workers, prefetch=self.settings.prefetch,
             known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
             plain_arguments=self.settings.plain_arguments, block_id=self.settings.block_id,
-            container_types=self.serves(),
+            container_types=self.serves(), warm_containers=[w.ctype for w in self.pool.idle()],
         )
         self._send(msg.pack())
         self._resend_unacked(force=True)
@@ -348,8 +348,9 @@ class Manager:
             self.drain_requested = True
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period
+            idle = self.pool.idle()
             self._send(Heartbeat(sender=self.id, known_tasks=sorted(self.known), last_batch=self.last_batch,
-                                 idle_workers=len(self.pool.idle())).pack())
+                                 idle_workers=len(idle), warm_containers=[w.ctype for w in idle]).pack())
             self._resend_unacked()
         silent = now - self.last_contact
         if silent > self.settings.heartbeat_threshold and not self.contact_lost_logged:
