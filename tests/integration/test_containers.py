@@ -102,6 +102,11 @@ def test_each_function_runs_in_the_container_it_asked_for_and_stop_removes_them(
     ep = endpoint_factory("per-function", config=config)
     with ep.executor(container="py") as ex:
         in_podman = ex.submit(where_am_i).result(timeout=120)
+        for _ in range(5):  # one after another: the warm worker takes each
+            ex.submit(where_am_i).result(timeout=120)
+    placements = wait_for(lambda: ep.status()["container_placements"].get("warm", 0) >= 5 and
+                          ep.status()["container_placements"], what="five warm hits in status")
+    assert placements["cold"] == 1, placements
     with ep.executor(container=f"charliecloud:{images['charliecloud']}") as ex:
         in_charliecloud = ex.submit(where_am_i).result(timeout=120)
     with ep.executor() as ex, pytest.raises(FileNotFoundError):  # no container: the host, which has no image marker

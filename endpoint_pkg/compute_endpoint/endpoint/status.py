@@ -63,6 +63,8 @@ class StatusBuilder:
             "tasks_running": ix.running if ix else 0,
             "manager_messages_refused": ix.refused_messages if ix else 0,
             "manager_handshakes_refused": ix.refused_handshakes if ix else 0,
+            # Per-function containers: tasks that found a warm worker, and workers started or swapped for one.
+            "container_placements": dict(ix.placements) if ix else {},
         }
 
     def report(self, snap: DaemonSnapshot, state: EndpointState | None = None) -> StatusReport:

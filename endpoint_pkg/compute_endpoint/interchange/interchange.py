@@ -383,6 +383,7 @@ class Interchange:
             free_slots=sum(r.free_slots for r in managers),
             queued=self.scheduler.queued(), running=self.scheduler.running(),
             refused_messages=self.manager_keys.refused, refused_handshakes=self.auth.refused if self.auth else 0,
+            placements={str(k): n for k, n in self.scheduler.router.counts.items()} if self.scheduler.router else {},
             managers=[r.summary() for r in managers],
         )
         try:  # not buffered: a status is only worth sending while current

@@ -2,22 +2,16 @@
 
 from .bundles import Bundle, bundle_up, group_message_id, packed_group, unbundle
 from .codec import PROTOCOL_VERSION, ProtocolError, kind_of
-from .messages import (
-    Command,
-    CommandReply,
+from .component_messages import (
     Control,
     Heartbeat,
     InterchangeStatus,
     ManagerRegistration,
-    Message,
-    Result,
     ResultAck,
     ResultBatch,
-    StatusReport,
-    Task,
     TaskBatch,
-    unpack_any,
 )
+from .messages import Command, CommandReply, Message, Result, StatusReport, Task, unpack_any
 from .vocabulary import CommandAction, ControlAction, EndpointState, ErrorKind
 
 __all__ = [
