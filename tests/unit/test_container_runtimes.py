@@ -142,3 +142,19 @@ def test_a_podman_worker_gets_its_socket_as_descriptor_3_and_runs_as_the_workers
 def test_a_charliecloud_worker_keeps_its_descriptor():
     argv, fd = worker_command_line(Container("charliecloud", "/images/hpc"), ["w", "--fd={fd}"], 9, RUN)
     assert argv == ["ch-run", "--bind=/state/demo", "/images/hpc", "--", "w", "--fd=9"] and fd == 9
+
+
+@pytest.mark.parametrize("engine, complaint", [
+    ({"worker_mode": "no_container"}, "engine.worker_mode: no_container runs no per-function containers"),
+    ({"worker_mode": "charliecloud"}, "containers: py: not charliecloud containers"),
+    ({"scheduler_mode": "hard"}, "hard routing of per-function containers .* is not available yet"),
+    ({"worker_mode": "lxc"}, "worker_mode: expected one of: auto, no_container, singularity_reuse, docker"),
+])
+def test_worker_and_scheduler_modes_must_agree_with_the_containers_listed(engine, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        Config(containers={"py": "podman:worker:1"}, engine=Engine(**engine))
+
+
+def test_the_seed_eras_singularity_reuse_means_singularity_workers_that_are_reused():
+    config = Config(containers={"sim": "singularity:/images/sim.sif"}, engine=Engine(worker_mode="singularity_reuse"))
+    assert config.engine.worker_mode == "singularity"

@@ -28,6 +28,7 @@ def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+WORKER_MODES = ("auto", "no_container", "singularity_reuse", *(r for r in RUNTIMES if r != "custom"))
 ENGINE_TYPES = ("GlobusComputeEngine", "HighThroughputEngine", "ComputeEngine", "GlobusMPIEngine")
 MPI_LAUNCHERS = ("mpiexec", "srun", "aprun")
 STRATEGIES = ("none", "simple", "htex_auto_scale")
@@ -82,6 +83,12 @@ class Engine:
     container_cmd_options: str | None = setting(None, kind=str, nullable=True,
                                                 doc="more options for the runtime; for custom, the whole template")
     container_python: str = setting("python3", kind=str, doc="the interpreter in the image with compute-endpoint")
+    worker_mode: str = setting("auto", kind=str, choices=WORKER_MODES,
+                               doc="which runtime per-function containers use: auto (each entry's own), "
+                                   "no_container (none), or one runtime")
+    scheduler_mode: str = setting("soft", kind=str, choices=("soft", "hard"),
+                                  doc="soft: warm workers of a task's type first, else any free slot; hard: a "
+                                      "manager per type")
 
     @property
     def batch(self) -> bool:
@@ -285,6 +292,7 @@ class Config:
             self.container_registry = parse_registry(self.containers)
         except ContainerError as exc:
             raise ConfigError("containers", str(exc)) from None
+        self._check_worker_mode()
         if self.containers and self.engine.container_type:
             raise ConfigError("containers", "per-function containers need managers outside a container: drop "
                                             "engine.container_type, or this list")
@@ -292,6 +300,21 @@ class Config:
             self.log_level = "DEBUG"
         if self.amqp_port is not None:
             self._set_broker_port(self.amqp_port)
+
+    def _check_worker_mode(self) -> None:
+        """worker_mode and scheduler_mode against the containers listed (seed-era names included)."""
+        engine, entries = self.engine, self.container_registry.entries
+        engine.worker_mode = {"singularity_reuse": "singularity"}.get(engine.worker_mode, engine.worker_mode)
+        if engine.worker_mode == "no_container" and entries:
+            raise ConfigError("engine.worker_mode", "no_container runs no per-function containers: drop the "
+                                                    "containers: list, or name their runtime here")
+        wrong = [a for a, c in entries.items() if engine.worker_mode not in ("auto", c.runtime)]
+        if wrong and engine.worker_mode != "no_container":
+            raise ConfigError("containers", f"{', '.join(sorted(wrong))}: not {engine.worker_mode} containers, which "
+                                            "engine.worker_mode allows")
+        if entries and engine.scheduler_mode == "hard":
+            raise ConfigError("engine.scheduler_mode", "hard routing of per-function containers (a manager per "
+                                                       "container type) is not available yet; use soft")
 
     def _set_broker_port(self, port: int) -> None:
         if port > 65535:
