@@ -82,8 +82,8 @@ def test_the_router_counts_warm_hits_and_cold_starts():
 
 
 def test_an_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="expected hard or soft"):
-        Router("random")
+    with pytest.raises(ValueError, match="expected hard, soft or random"):
+        Router("roulette")
 
 
 # --- the interchange's scheduler with soft routing -------------------------------------------------
@@ -142,3 +142,12 @@ def test_an_advertisement_counts_no_more_workers_than_the_manager_has_nor_types_
     s = soft_scheduler(any_manager("m", workers=2))
     s.advertise("m", [PY] * 10_000 + ["podman:never/registered"])
     assert s.managers["m"].warm_idle == {PY: 2}
+
+
+def test_random_routing_ignores_warm_workers_elsewhere():
+    picks = set()
+    for seed in range(30):
+        pool = offers(Offer("warm", warm_idle={PY: 1}, runtimes=frozenset({"podman"})),
+                      Offer("empty", unused=1, runtimes=frozenset({"podman"})))
+        picks.add(Router("random", random.Random(seed)).place(PY, pool).placement)
+    assert picks == {Placement.WARM, Placement.COLD}, "sometimes the empty manager gets it: a cold start"

@@ -86,9 +86,9 @@ class Engine:
     worker_mode: str = setting("auto", kind=str, choices=WORKER_MODES,
                                doc="which runtime per-function containers use: auto (each entry's own), "
                                    "no_container (none), or one runtime")
-    scheduler_mode: str = setting("soft", kind=str, choices=("soft", "hard"),
+    scheduler_mode: str = setting("soft", kind=str, choices=("soft", "hard", "random"),
                                   doc="soft: warm workers of a task's type first, else any free slot; hard: a "
-                                      "manager per type")
+                                      "manager per type; random: any manager with room (a baseline)")
 
     @property
     def batch(self) -> bool:

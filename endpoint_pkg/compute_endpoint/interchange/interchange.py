@@ -37,7 +37,7 @@ from ..readiness import Readiness
 from ..zmq_sockets import bind, make_socket
 from .manager_auth import ManagerAuth, ManagerKeys, curve_listener
 from .manager_record import ManagerRecord, registration_problem
-from .routing import SOFT, Router
+from .routing import Router
 from .scheduler import Completion, Lost, Scheduler
 from .settings import InterchangeSettings
 
@@ -66,7 +66,7 @@ class Interchange:
             self._listen_for_remote_managers(settings)
         self._links: dict[str, zmq.Socket] = {}  # manager id -> the socket it registered on
         self.manager_keys = ManagerKeys(self.auth)
-        self.scheduler = Scheduler(settings.max_retries, Router(SOFT) if settings.soft_routing else None)
+        self.scheduler = Scheduler(settings.max_retries, Router(settings.routing) if settings.routing else None)
         self.to_endpoint: deque[list[bytes]] = deque()
         self.running = True
         self.status_dirty = True

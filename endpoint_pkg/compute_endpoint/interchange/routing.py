@@ -7,6 +7,8 @@ down: its idle workers per type (warm), its slots with no worker at all
 
 * **hard**: a manager serves the one type it was started for; a task goes to
   a manager of its type with an idle worker.
+* **random** (a baseline for the benchmark): a manager with room, chosen at
+  random; there, a warm worker if it has one, else as soft does.
 * **soft**: a task goes to a manager with an idle warm worker of its type
   (a warm hit); else to a manager chosen at random among those with an
   unused slot, which starts a worker of that type there (a cold start);
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 RAW = "RAW"
-HARD, SOFT = "hard", "soft"
+HARD, SOFT, RANDOM = "hard", "soft", "random"
 
 
 def runtime_of(ctype: str) -> str | None:
@@ -70,8 +72,8 @@ class Decision:
 
 class Router:
     def __init__(self, mode: str = SOFT, rng: random.Random | None = None):
-        if mode not in (HARD, SOFT):
-            raise ValueError(f"unknown routing mode {mode!r}; expected {HARD} or {SOFT}")
+        if mode not in (HARD, SOFT, RANDOM):
+            raise ValueError(f"unknown routing mode {mode!r}; expected {HARD}, {SOFT} or {RANDOM}")
         self.mode = mode
         self.rng = rng or random.Random()
         self.counts = {placement: 0 for placement in Placement}
@@ -79,6 +81,11 @@ class Router:
     def place(self, ctype: str, offers: Iterable[Offer]) -> Decision | None:
         """Where a task of ``ctype`` runs now, or None if no manager can take it yet. Counts down the offer."""
         capable = [o for o in offers if o.can_run(ctype)]
+        if self.mode == RANDOM:  # the baseline soft routing is measured against: any manager with room
+            capable = [o for o in capable if o.unused > 0 or o.idle_other("") is not None]
+            if not capable:
+                return None
+            capable = [self.rng.choice(capable)]
         warm = [o for o in capable if o.warm_idle.get(ctype, 0) > 0]
         if warm:
             offer = max(warm, key=lambda o: o.warm_idle[ctype])

@@ -25,8 +25,9 @@ class InterchangeSettings(CommandLine):
     max_retries: int = option(1, help="re-runs of a task whose worker or manager died")
     plain_arguments: bool = option(False, help="admit only managers whose workers load arguments as plain data "
                                                "(the endpoint has allowed_functions)")
-    soft_routing: bool = option(False, help="send a task to a warm worker of its container type, else to a free "
-                                            "slot, else to an idle worker of another type (per-function containers)")
+    routing: str = option("", help="per-function containers: soft (a warm worker of the task's type, else a free "
+                                   "slot, else an idle worker of another type) or random (any manager with room); "
+                                   "empty: by type only")
     parent_pid: int = option(0, help="exit when this process dies")
     status_interval: float = option(1.0, help="seconds between status reports to the endpoint")
     log_file: Path | None = option(None, help="log to this file (default: stderr)")
@@ -44,5 +45,5 @@ class InterchangeSettings(CommandLine):
                    heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
                    max_retries=engine.max_retries_on_system_failure,
                    plain_arguments=config.allowed_functions is not None, parent_pid=parent_pid, log_file=log_file,
-                   soft_routing=bool(config.container_registry.entries),
+                   routing=config.engine.scheduler_mode if config.container_registry.entries else "",
                    log_level=config.log_level)
