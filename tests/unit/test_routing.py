@@ -151,3 +151,11 @@ def test_random_routing_ignores_warm_workers_elsewhere():
                       Offer("empty", unused=1, runtimes=frozenset({"podman"})))
         picks.add(Router("random", random.Random(seed)).place(PY, pool).placement)
     assert picks == {Placement.WARM, Placement.COLD}, "sometimes the empty manager gets it: a cold start"
+
+
+def test_a_types_own_warm_worker_is_not_taken_by_another_types_replacement_in_the_same_round():
+    queues = {ML: deque(["ml-1"]), PY: deque(["py-1"])}  # ML comes first in turn order
+    pool = offers(Offer("m", warm_idle={PY: 1}, runtimes=frozenset({"podman"})))
+    placed = route(Router(SOFT), queues, pool)
+    assert [(task, d.placement) for task, d in placed] == [("py-1", Placement.WARM)]
+    assert list(queues[ML]) == ["ml-1"], "ML waits for a worker to free, rather than evict PY's warm one"

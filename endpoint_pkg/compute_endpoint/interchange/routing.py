@@ -17,7 +17,8 @@ down: its idle workers per type (warm), its slots with no worker at all
 
 ``route`` takes one task per type per turn, so a type that no manager can
 take now never holds back a type that one can, and one type's backlog does
-not take every unused slot before another type's first task.
+not take every unused slot before another type's first task; and it places
+every warm hit before any cold start, and cold starts before replacements.
 """
 
 import random
@@ -78,8 +79,9 @@ class Router:
         self.rng = rng or random.Random()
         self.counts = {placement: 0 for placement in Placement}
 
-    def place(self, ctype: str, offers: Iterable[Offer]) -> Decision | None:
-        """Where a task of ``ctype`` runs now, or None if no manager can take it yet. Counts down the offer."""
+    def place(self, ctype: str, offers: Iterable[Offer], upto: Placement = Placement.REPLACE) -> Decision | None:
+        """Where a task of ``ctype`` runs now, or None if no manager can take it yet (placing no worse than
+        ``upto``: WARM only, WARM or COLD, or any). Counts down the offer."""
         capable = [o for o in offers if o.can_run(ctype)]
         if self.mode == RANDOM:  # the baseline soft routing is measured against: any manager with room
             capable = [o for o in capable if o.unused > 0 or o.idle_other("") is not None]
@@ -91,13 +93,15 @@ class Router:
             offer = max(warm, key=lambda o: o.warm_idle[ctype])
             offer.warm_idle[ctype] -= 1
             return self._decided(Decision(offer.manager_id, Placement.WARM))
-        if self.mode == HARD:
-            return None  # a hard manager's workers are all of its type, so none is free
+        if self.mode == HARD or upto == Placement.WARM:
+            return None  # (hard: a manager's workers are all of its type, so none is free)
         roomy = [o for o in capable if o.unused > 0]
         if roomy:
             offer = self.rng.choice(roomy)
             offer.unused -= 1
             return self._decided(Decision(offer.manager_id, Placement.COLD))
+        if upto == Placement.COLD:
+            return None
         replaceable = [(o, other) for o in capable if (other := o.idle_other(ctype)) is not None]
         if replaceable:
             offer, other = self.rng.choice(replaceable)
@@ -111,18 +115,23 @@ class Router:
 
 
 def route(router: Router, queues: dict[str, deque[str]], offers: list[Offer]) -> list[tuple[str, Decision]]:
-    """Place queued tasks (by id), one per type per turn, until no queued type can be placed; placed tasks leave
-    their queue."""
+    """Place queued tasks (by id); placed tasks leave their queue.
+
+    Three passes, each taking one task per type per turn: warm hits first for every type, then new workers in
+    unused slots, then replacements. So a type's own idle warm worker is never taken from it by another type's
+    replacement in the same round.
+    """
     placed: list[tuple[str, Decision]] = []
-    waiting = [ctype for ctype, queue in queues.items() if queue]
-    while waiting:
-        still = []
-        for ctype in waiting:
-            decision = router.place(ctype, offers)
-            if decision is None:
-                continue  # nothing can take this type now: the others go on
-            placed.append((queues[ctype].popleft(), decision))
-            if queues[ctype]:
-                still.append(ctype)
-        waiting = still
+    for upto in (Placement.WARM, Placement.COLD, Placement.REPLACE):
+        waiting = [ctype for ctype, queue in queues.items() if queue]
+        while waiting:
+            still = []
+            for ctype in waiting:
+                decision = router.place(ctype, offers, upto)
+                if decision is None:
+                    continue  # nothing can take this type now: the others go on
+                placed.append((queues[ctype].popleft(), decision))
+                if queues[ctype]:
+                    still.append(ctype)
+            waiting = still
     return placed
