@@ -10,19 +10,29 @@ import uuid
 
 from compute_endpoint import serialize
 from compute_endpoint.manager.settings import ManagerSettings
-from compute_endpoint.protocol import ManagerRegistration, Result, ResultAck, ResultBatch, Task, TaskBatch, unpack_any
+from compute_endpoint.protocol import (
+    Heartbeat,
+    ManagerRegistration,
+    Result,
+    ResultAck,
+    ResultBatch,
+    Task,
+    TaskBatch,
+    unpack_any,
+)
 
 from ..support.tasks import where_am_i
 from .conftest import IMAGE_PYTHON
 
 
-def start_manager(interchange, tmp_path, images, workers: int, worker_type: str):
+def start_manager(interchange, tmp_path, images, workers: int, worker_type: str, idle_timeout: float = 600.0):
     containers = {f"podman:{images['podman']}": {"runtime": "podman", "image": images["podman"]},
                   f"charliecloud:{images['charliecloud']}": {"runtime": "charliecloud",
                                                              "image": images["charliecloud"]}}
     settings = ManagerSettings(interchange=interchange[1], workers=workers, manager_id=f"m-{uuid.uuid4().hex[:6]}",
                                heartbeat_period=0.5, log_file=tmp_path / "manager.log", worker_type=worker_type,
-                               worker_containers=json.dumps(containers), container_python=IMAGE_PYTHON)
+                               worker_containers=json.dumps(containers), container_python=IMAGE_PYTHON,
+                               container_idle_timeout=idle_timeout)
     return subprocess.Popen(settings.command(), env={**os.environ, "USER": os.environ.get("USER", "root")})
 
 
@@ -95,6 +105,45 @@ def test_each_task_runs_in_a_worker_of_its_own_type(interchange, tmp_path, image
     finally:
         stop(manager)
     assert worker_containers() == [], "stopping the manager removes its workers' containers"
+
+
+def heartbeat(sock, timeout: float = 30) -> Heartbeat:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.poll(200):
+            msg = unpack_any(sock.recv_multipart()[1])
+            if isinstance(msg, Heartbeat):
+                return msg
+    raise AssertionError("no heartbeat")
+
+
+def test_heartbeats_count_workers_by_type_and_an_idle_container_worker_stops_after_the_timeout(interchange,
+                                                                                                 tmp_path, images):
+    sock, _ = interchange
+    podman = f"podman:{images['podman']}"
+    manager = start_manager(interchange, tmp_path, images, workers=2, worker_type="any", idle_timeout=3)
+    try:
+        identity, _ = registration(sock)
+        first, second = task(podman), task(podman)
+        run_tasks(sock, identity, [first], seq=1)
+        run_tasks(sock, identity, [second], seq=2)  # the same worker, warm
+        beat = heartbeat(sock)
+        assert (beat.cold_starts, beat.warm_hits) == (1, 1)
+        if beat.warm_containers:  # (unless the timeout passed already)
+            assert beat.warm_containers == [podman] and beat.busy_containers == []
+        deadline = time.monotonic() + 30
+        while worker_containers() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert worker_containers() == [], "the idle podman worker was stopped after 3 s"
+        deadline = time.monotonic() + 10  # (heartbeats from before wait in the socket)
+        while (beat := heartbeat(sock)).warm_containers and time.monotonic() < deadline:
+            pass
+        assert beat.warm_containers == [] and beat.cold_starts == 1
+        again = task(podman)  # a new one starts when the type comes back
+        assert serialize.load(run_tasks(sock, identity, [again], seq=3)[again.task_id].payload)["containerenv"]
+    finally:
+        stop(manager)
+    assert "stopped 1 container worker(s) idle for over 3s" in (tmp_path / "manager.log").read_text()
 
 
 def test_a_hard_routed_manager_refuses_a_type_it_was_not_started_for(interchange, tmp_path, images):

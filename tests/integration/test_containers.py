@@ -117,3 +117,34 @@ def test_each_function_runs_in_the_container_it_asked_for_and_stop_removes_them(
     leftover = subprocess.run(["podman", "ps", "--all", "--format={{.Names}}"], capture_output=True, text=True,
                               check=True).stdout.split()
     assert [name for name in leftover if name.startswith("ce-worker-")] == []
+
+
+def test_hard_routing_starts_managers_of_a_type_as_its_tasks_come_and_each_serves_only_its_type(images,
+                                                                                                  endpoint_factory):
+    hpc = f"charliecloud:{images['charliecloud']}"
+    py = f"podman:{images['podman']}"
+    config = {"containers": {"py": py, "hpc": hpc},
+              "engine": {"max_workers_per_node": 1, "container_python": IMAGE_PYTHON, "worker_env": {"USER": "root"},
+                         "scheduler_mode": "hard", "strategy": "simple", "heartbeat_period": 1,
+                         "provider": {"type": "LocalProvider", "init_blocks": 0, "min_blocks": 0, "max_blocks": 1},
+                         "job_status_kwargs": {"strategy_period": 0.2, "max_idletime": 600}}}
+    ep = endpoint_factory("hard", config=config)
+    with ep.executor(container="hpc") as ex:
+        in_hpc = [f.result(timeout=120) for f in [ex.submit(where_am_i) for _ in range(3)]]
+    assert all(not r["containerenv"] for r in in_hpc)  # Charliecloud, not podman
+    status = ep.status()
+    assert [b["container_type"] for b in status["provider"]["blocks"]] == [hpc], "only the type asked for"
+    (manager,) = status["manager_details"]
+    assert manager["container_types"] == [hpc]
+    wait_for(lambda: ep.status()["manager_details"][0]["containers"] == {hpc: {"warm": 1, "idle": 1, "busy": 0}},
+             what="the manager's idle Charliecloud worker in status (its next heartbeat)")
+    with ep.executor(container="py") as ex:
+        assert ex.submit(where_am_i).result(timeout=120)["containerenv"]
+    with ep.executor() as ex, pytest.raises(FileNotFoundError):  # RAW: its own manager, on the host
+        ex.submit(where_am_i).result(timeout=120)
+    status = wait_for(lambda: next((s for s in [ep.status()] if len(s["manager_details"]) == 3), None),
+                      what="a manager per type")
+    assert sorted(m["container_types"][0] for m in status["manager_details"]) == sorted(["RAW", hpc, py])
+    assert status["container_starts"] == {"cold": 2, "warm": 4}  # each container's worker started once
+    assert ep.stop().returncode == 0
+    assert containers_of(ep) == []

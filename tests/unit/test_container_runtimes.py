@@ -147,7 +147,6 @@ def test_a_charliecloud_worker_keeps_its_descriptor():
 @pytest.mark.parametrize("engine, complaint", [
     ({"worker_mode": "no_container"}, "engine.worker_mode: no_container runs no per-function containers"),
     ({"worker_mode": "charliecloud"}, "containers: py: not charliecloud containers"),
-    ({"scheduler_mode": "hard"}, "hard routing of per-function containers .* is not available yet"),
     ({"worker_mode": "lxc"}, "worker_mode: expected one of: auto, no_container, singularity_reuse, docker"),
 ])
 def test_worker_and_scheduler_modes_must_agree_with_the_containers_listed(engine, complaint):

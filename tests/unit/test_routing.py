@@ -8,6 +8,7 @@ import pytest
 from compute_endpoint.interchange.manager_record import ManagerRecord
 from compute_endpoint.interchange.routing import HARD, SOFT, Offer, Placement, Router, route
 from compute_endpoint.interchange.scheduler import Scheduler
+from compute_endpoint.protocol import Heartbeat
 
 PY = "podman:localhost/py:1"
 ML = "podman:localhost/ml:2"
@@ -106,7 +107,7 @@ def placed(plan) -> dict[str, list[str]]:
 
 def test_the_scheduler_sends_a_task_where_a_worker_of_its_type_is_warm():
     s = soft_scheduler(any_manager("cold"), any_manager("warm"))
-    s.advertise("warm", [PY])
+    s.advertise("warm", Heartbeat(sender="warm", warm_containers=[PY]))
     s.submit("t1", b"x", PY)
     assert placed(s.dispatch()) == {"warm": ["t1"]}
     assert s.router.counts[Placement.WARM] == 1
@@ -140,8 +141,20 @@ def test_a_hard_manager_beside_soft_ones_only_gets_its_type():
 
 def test_an_advertisement_counts_no_more_workers_than_the_manager_has_nor_types_it_did_not_register():
     s = soft_scheduler(any_manager("m", workers=2))
-    s.advertise("m", [PY] * 10_000 + ["podman:never/registered"])
-    assert s.managers["m"].warm_idle == {PY: 2}
+    s.advertise("m", Heartbeat(sender="m", warm_containers=[PY] * 10_000 + ["podman:never/registered"],
+                               busy_containers=["podman:never/registered", ML], cold_starts=-5, warm_hits=7))
+    record = s.managers["m"]
+    assert record.warm_idle == {PY: 2}
+    assert record.containers() == {PY: {"warm": 2, "idle": 2, "busy": 0}, ML: {"warm": 1, "idle": 0, "busy": 1}}
+    assert (record.cold_starts, record.warm_hits) == (0, 7)
+
+
+def test_cold_starts_and_warm_hits_add_up_across_managers_including_those_gone():
+    s = soft_scheduler(any_manager("m1"), any_manager("m2"))
+    s.advertise("m1", Heartbeat(sender="m1", cold_starts=2, warm_hits=5))
+    s.advertise("m2", Heartbeat(sender="m2", cold_starts=1, warm_hits=1))
+    s.remove_manager("m1", "gone")
+    assert s.container_starts() == {"cold": 3, "warm": 6}
 
 
 def test_random_routing_ignores_warm_workers_elsewhere():

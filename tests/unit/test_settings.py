@@ -65,7 +65,8 @@ def test_the_manager_command_is_what_a_batch_job_would_run():
         "/opt/ce/bin/python", "-m", "compute_endpoint.manager", "--interchange=tcp://10.0.0.1:54000",
         "--workers=4", "--manager-id=n1.ep.block-0", "--drain-after=0.0", "--prefetch=0", "--heartbeat-period=5.0",
         "--heartbeat-threshold=20.0", "--walltime=60.0", "--max-result-bytes=10485760", "--memory-limit=0",
-        "--process-limit=0", "--cpu-limit=0.0", "--worker-type=RAW", "--container-python=python3", "--parent-pid=0",
+        "--process-limit=0", "--cpu-limit=0.0", "--worker-type=RAW", "--container-python=python3",
+        "--container-idle-timeout=600.0", "--parent-pid=0",
         "--log-level=INFO"]
 
 

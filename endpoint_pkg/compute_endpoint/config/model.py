@@ -83,6 +83,9 @@ class Engine:
     container_cmd_options: str | None = setting(None, kind=str, nullable=True,
                                                 doc="more options for the runtime; for custom, the whole template")
     container_python: str = setting("python3", kind=str, doc="the interpreter in the image with compute-endpoint")
+    container_idle_timeout: float = setting(600.0, kind=float, minimum=0,
+                                            doc="per-function containers, soft routing: stop a worker whose "
+                                                "container has been idle this many seconds (0: never)")
     worker_mode: str = setting("auto", kind=str, choices=WORKER_MODES,
                                doc="which runtime per-function containers use: auto (each entry's own), "
                                    "no_container (none), or one runtime")
@@ -312,9 +315,6 @@ class Config:
         if wrong and engine.worker_mode != "no_container":
             raise ConfigError("containers", f"{', '.join(sorted(wrong))}: not {engine.worker_mode} containers, which "
                                             "engine.worker_mode allows")
-        if entries and engine.scheduler_mode == "hard":
-            raise ConfigError("engine.scheduler_mode", "hard routing of per-function containers (a manager per "
-                                                       "container type) is not available yet; use soft")
 
     def _set_broker_port(self, port: int) -> None:
         if port > 65535:

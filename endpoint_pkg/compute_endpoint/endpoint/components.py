@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from ..config import Config
@@ -25,6 +26,7 @@ from ..procs import describe_exit, is_ours, spawn, terminate
 from ..protocol import Control, InterchangeStatus
 from ..providers.batch import BatchBlocks
 from ..providers.local import LocalBlocks
+from ..providers.typed import TypedBlocks, hard_routed
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,9 @@ class Components(Protocol):
 
     def start(self) -> None: ...
 
-    def supervise(self, outstanding: int) -> bool:
-        """Restart what died and scale managers; True if the interchange was restarted."""
+    def supervise(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> bool:
+        """Restart what died and scale managers (``by_type``: tasks outstanding per container type, for hard
+        routing); True if the interchange was restarted."""
 
     def interchange_failure(self) -> str | None:
         """Why the interchange is not running (its last words), or None while it runs."""
@@ -60,7 +63,7 @@ class Components(Protocol):
 
     def pids(self) -> dict: ...
 
-    def note_load(self, outstanding: int) -> None:
+    def note_load(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> None:
         """Tasks arrived: a strategy that is short of slots need not wait for its next period."""
 
     def take_requests(self) -> list[Control]:
@@ -110,9 +113,11 @@ class LocalComponents:
         self._stderr_offset = 0
         self._quick_deaths = 0
         self._restart_at: float | None = None
-        self.blocks: LocalBlocks | BatchBlocks
+        self.blocks: LocalBlocks | BatchBlocks | TypedBlocks
         if engine.batch:
-            self.blocks = BatchBlocks(ep, config, f"tcp://{engine.address}:{self.worker_port}")
+            self.blocks = batch_blocks(ep, config, f"tcp://{engine.address}:{self.worker_port}")
+        elif hard_routed(config):
+            self.blocks = TypedBlocks.local(ep, config, ep.local_manager_socket, env)
         else:
             self.blocks = LocalBlocks(ep, config, ep.local_manager_socket, env)
 
@@ -146,12 +151,12 @@ class LocalComponents:
             lines = []
         return lines[-1] if lines else describe_exit(self.interchange.returncode)
 
-    def supervise(self, outstanding: int) -> bool:
+    def supervise(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> bool:
         """Restart what died and scale managers; True if the interchange was restarted."""
         restarted = self._restart_interchange_if_dead(time.monotonic())
         before = self.blocks.pids()
         self.blocks.poll()
-        self.blocks.scale(outstanding)
+        self.blocks.scale(outstanding, by_type)
         if restarted or self.blocks.pids() != before:
             self.record()
         return restarted
@@ -183,8 +188,8 @@ class LocalComponents:
     def observe(self, status: InterchangeStatus) -> None:
         self.blocks.observe(status.managers)
 
-    def note_load(self, outstanding: int) -> None:
-        self.blocks.scale(outstanding)
+    def note_load(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> None:
+        self.blocks.scale(outstanding, by_type)
 
     def take_requests(self) -> list[Control]:
         return self.blocks.take_requests()
@@ -223,23 +228,24 @@ class UnitComponents:
         self._pids: dict = {"interchange": None, "managers": []}
         self._incarnations: set[str] = set()
         self._host = socket.gethostname()
-        self.blocks = BatchBlocks(ep, config, unit_interchange_address(ep, config)) if config.engine.batch else None
+        batch = config.engine.batch
+        self.blocks = batch_blocks(ep, config, unit_interchange_address(ep, config)) if batch else None
 
     def start(self) -> None:
         """compute-interchange@ and compute-manager@ are their own units; batch blocks start here."""
         if self.blocks:
             self.blocks.start()
 
-    def supervise(self, outstanding: int) -> bool:
-        self.note_load(outstanding)
+    def supervise(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> bool:
+        self.note_load(outstanding, by_type)
         return False  # systemd restarts them; a new interchange incarnation tells the daemon to resend
 
     def interchange_failure(self) -> str | None:
         return None
 
-    def note_load(self, outstanding: int) -> None:
+    def note_load(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> None:
         if self.blocks:  # else systemd runs the managers: nothing to scale
-            self.blocks.scale(outstanding)
+            self.blocks.scale(outstanding, by_type)
 
     def take_requests(self) -> list[Control]:
         return self.blocks.take_requests() if self.blocks else []
@@ -267,6 +273,10 @@ class UnitComponents:
         if self.blocks:
             self.blocks.stop(timeout)
         self.ep.components_file.unlink(missing_ok=True)
+
+
+def batch_blocks(ep: EndpointDir, config: Config, interchange: str) -> BatchBlocks | TypedBlocks:
+    return TypedBlocks.batch(ep, config, interchange) if hard_routed(config) else BatchBlocks(ep, config, interchange)
 
 
 def unit_interchange_address(ep: EndpointDir, config: Config) -> str:

@@ -205,7 +205,7 @@ class EndpointDaemon:
         for item in items:
             self._take_task(item, group, sender or "")  # (a permitted sender always has a name)
         self.link.flush()  # the delivery's tasks leave together, without waiting for the next loop
-        self.components.note_load(len(self.ledger))
+        self.components.note_load(len(self.ledger), self.ledger.by_type)
         if group.pending == 0:  # every task in it was finished already
             self.agent.ack(delivery)
         self.idle_heartbeats = 0
@@ -236,6 +236,7 @@ class EndpointDaemon:
             return
         if task.container_type != asked_for:  # an alias: the interchange routes by RUNTIME:IMAGE
             body = entry.body = with_container_type(body, task.container_type)
+        self.ledger.set_type(entry, task.container_type)
         entry.walltime = effective_walltime(task.walltime, self.config.engine.task_walltime)
         self._start_deadline(entry)
         self.link.send_task(body)
@@ -320,7 +321,7 @@ class EndpointDaemon:
         if failure and not self.ever_ready:
             self.on_fatal(f"the interchange could not start: {failure} (see {self.ep.log_dir})")
             return
-        if self.components.supervise(len(self.ledger)):
+        if self.components.supervise(len(self.ledger), self.ledger.by_type):
             self.ix_status = None  # the next status carries the new incarnation
             self._resend_to_new_interchange()
         for request in self.components.take_requests():  # for the blocks: managers to drain, tasks to fail

@@ -13,7 +13,7 @@ recognised from a bounded memory of finished task ids and count as done.
 
 import heapq
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,6 +57,7 @@ class InflightTask:
     walltime: float | None = None  # the one it runs under (the client's, capped by the operator's)
     deadline: float | None = None  # monotonic time after which it is failed as lost (see InflightLedger.overdue)
     publish_refusals: int = 0  # times the broker refused a publish of its result (see ResultOutbox)
+    container_type: str = "RAW"  # as admitted (RUNTIME:IMAGE), for hard routing's pools of managers
 
 
 class InflightLedger:
@@ -65,6 +66,7 @@ class InflightLedger:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._deadlines: list[tuple[float, str]] = []  # a heap; entries of finished tasks are skipped
         self.completed = 0
+        self.by_type: Counter[str] = Counter()  # tasks held per container type
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -79,7 +81,13 @@ class InflightLedger:
             entry.groups.append(group)
             return Receipt.DUPLICATE
         self.tasks[task_id] = InflightTask(task_id, body, reply_to, time.monotonic(), [group])
+        self.by_type["RAW"] += 1
         return Receipt.NEW
+
+    def set_type(self, entry: InflightTask, container_type: str) -> None:
+        self.by_type[entry.container_type] -= 1
+        entry.container_type = container_type
+        self.by_type[container_type] += 1
 
     def get(self, task_id: str) -> InflightTask | None:
         return self.tasks.get(task_id)
@@ -93,6 +101,7 @@ class InflightLedger:
         if entry is None:
             return []
         self.completed += 1
+        self.by_type[entry.container_type] -= 1
         self._finished[task_id] = None
         if len(self._finished) > RECENTLY_FINISHED:
             self._finished.popitem(last=False)

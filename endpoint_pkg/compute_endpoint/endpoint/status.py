@@ -65,6 +65,8 @@ class StatusBuilder:
             "manager_handshakes_refused": ix.refused_handshakes if ix else 0,
             # Per-function containers: tasks that found a warm worker, and workers started or swapped for one.
             "container_placements": dict(ix.placements) if ix else {},
+            # What the managers saw: container workers started (cold) and tasks an idle one took (warm).
+            "container_starts": dict(ix.container_starts) if ix else {},
         }
 
     def report(self, snap: DaemonSnapshot, state: EndpointState | None = None) -> StatusReport:

@@ -166,7 +166,8 @@ class Interchange:
                 self.scheduler.set_draining(manager_id)
                 self._send_manager(manager_id, Control(action=ControlAction.DRAIN, detail=msg.detail).pack())
         elif msg.action == ControlAction.FAIL_QUEUED:  # no block could start: say why rather than wait
-            self._fail_lost([Lost(entry, msg.detail) for entry in self.scheduler.take_queued()],
+            queued = self.scheduler.take_queued(msg.container_types)
+            self._fail_lost([Lost(entry, msg.detail) for entry in queued],
                             ErrorKind.NO_RESOURCES)
 
     def _send_endpoint(self, frames: list[bytes]) -> None:
@@ -210,7 +211,7 @@ class Interchange:
                 self._ask_to_register(sock, identity)
                 return
             record.idle_workers = msg.idle_workers
-            self.scheduler.advertise(manager_id, msg.warm_containers)
+            self.scheduler.advertise(manager_id, msg)
             requeued = self.scheduler.reconcile(manager_id, msg.known_tasks, msg.last_batch)
             if requeued:
                 log.warning("manager %s never received %d tasks; requeued them", manager_id, requeued)
@@ -249,7 +250,7 @@ class Interchange:
             incarnation=msg.incarnation, batch_seq=msg.last_batch, block_id=msg.block_id,
         )
         lost = self.scheduler.add_manager(record, msg.known_tasks)
-        self.scheduler.advertise(record.manager_id, msg.warm_containers)
+        self.scheduler.advertise(record.manager_id, msg)
         log.info("manager %s registered from %s (pid %d, %d workers, holding %d tasks)", msg.manager_id,
                  msg.hostname, msg.pid, msg.workers, len(msg.known_tasks))
         self._send_to(sock, identity, Heartbeat(sender="interchange", incarnation=self.incarnation).pack())
@@ -384,6 +385,7 @@ class Interchange:
             queued=self.scheduler.queued(), running=self.scheduler.running(),
             refused_messages=self.manager_keys.refused, refused_handshakes=self.auth.refused if self.auth else 0,
             placements={str(k): n for k, n in self.scheduler.router.counts.items()} if self.scheduler.router else {},
+            container_starts=self.scheduler.container_starts(),
             managers=[r.summary() for r in managers],
         )
         try:  # not buffered: a status is only worth sending while current

@@ -1,13 +1,23 @@
 """What the interchange knows about one connected manager."""
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .routing import Offer, runtime_of
 
 if TYPE_CHECKING:
     from ..protocol import ManagerRegistration
+
+
+class WorkerCensus(Protocol):
+    """What a registration and a heartbeat say of a manager's workers."""
+
+    warm_containers: list[str]
+    busy_containers: list[str]
+    cold_starts: int
+    warm_hits: int
 
 
 @dataclass
@@ -30,6 +40,24 @@ class ManagerRecord:
     tasks: dict[str, int] = field(default_factory=dict)
     # Soft routing: idle workers per container type, as the manager last said and counted since.
     warm_idle: dict[str, int] = field(default_factory=dict)
+    idle_types: dict[str, int] = field(default_factory=dict)  # as last said (not counted down): for status
+    busy_types: dict[str, int] = field(default_factory=dict)
+    cold_starts: int = 0
+    warm_hits: int = 0
+
+    def take_census(self, census: WorkerCensus) -> None:
+        """No more types than its workers, of the types it registered, and no negative counts: the rest is noise."""
+        served = set(self.container_types)
+        self.idle_types = dict(Counter(t for t in census.warm_containers[:self.workers] if t in served))
+        self.busy_types = dict(Counter(t for t in census.busy_containers[:self.workers] if t in served))
+        self.warm_idle = dict(self.idle_types)
+        self.cold_starts, self.warm_hits = max(0, census.cold_starts), max(0, census.warm_hits)
+
+    def containers(self) -> dict[str, dict[str, int]]:
+        """Per type: its workers (warm), idle and busy."""
+        types = sorted(set(self.idle_types) | set(self.busy_types))
+        return {t: {"warm": self.idle_types.get(t, 0) + self.busy_types.get(t, 0), "idle": self.idle_types.get(t, 0),
+                    "busy": self.busy_types.get(t, 0)} for t in types}
 
     @property
     def fixed_type(self) -> str | None:
@@ -67,6 +95,7 @@ class ManagerRecord:
             "tasks": len(self.tasks),
             "idle_workers": self.idle_workers,
             "container_types": list(self.container_types),
+            "containers": self.containers(),
             "last_seen_seconds_ago": round(time.monotonic() - self.last_seen, 1),
             "draining": self.draining,
             "block_id": self.block_id,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .manager_record import ManagerRecord
+from .manager_record import ManagerRecord, WorkerCensus
 from .routing import Placement, Router, route
 
 
@@ -58,6 +58,7 @@ class Scheduler:
         # (ring kind, container type) -> managers in round-robin order, and the same as a set
         self._rings: dict[tuple[str, str], deque[str]] = {}
         self._in_ring: dict[tuple[str, str], set[str]] = {}
+        self._departed_starts: Counter[str] = Counter()  # cold starts and warm hits of managers gone
 
     # --- tasks ---------------------------------------------------------------
 
@@ -141,6 +142,7 @@ class Scheduler:
         record = self.managers.pop(manager_id, None)
         if record is None:
             return []
+        self._departed_starts.update(cold=record.cold_starts, warm=record.warm_hits)
         return self._fail_or_requeue(record, list(record.tasks), reason)
 
     def reconcile(self, manager_id: str, known_tasks: list[str], last_batch: int) -> int:
@@ -158,10 +160,12 @@ class Scheduler:
                 self._requeue(entry, front=True)
         return len(missing)
 
-    def take_queued(self) -> list[TaskEntry]:
-        """Remove and return every task waiting for a manager (none will come to run them)."""
+    def take_queued(self, types: list[str] | None = None) -> list[TaskEntry]:
+        """Remove and return the tasks (of ``types``; all if none given) waiting for a manager: none will come."""
         taken = []
-        for queue in self._queues.values():
+        for ctype, queue in self._queues.items():
+            if types and ctype not in types:
+                continue
             while queue:
                 entry = self.tasks.get(queue.popleft())
                 if entry is not None and entry.manager is None:
@@ -176,12 +180,18 @@ class Scheduler:
 
     # --- dispatch ------------------------------------------------------------
 
-    def advertise(self, manager_id: str, idle_types: list[str]) -> None:
-        """A manager's idle workers, one type name each (its heartbeat's warm_containers)."""
+    def advertise(self, manager_id: str, census: "WorkerCensus") -> None:
+        """A manager's workers by type, as its registration or heartbeat says (see ManagerRecord.take_census)."""
         record = self.managers.get(manager_id)
-        if record is not None:  # no more than its workers, of the types it registered: the rest is noise
-            served = set(record.container_types)
-            record.warm_idle = dict(Counter(t for t in idle_types[:record.workers] if t in served))
+        if record is not None:
+            record.take_census(census)
+
+    def container_starts(self) -> dict[str, int]:
+        """Container workers the managers started (cold) and tasks that found one idle (warm), since we started."""
+        totals = Counter(self._departed_starts)
+        for record in self.managers.values():
+            totals.update(cold=record.cold_starts, warm=record.warm_hits)
+        return {"cold": totals["cold"], "warm": totals["warm"]}
 
     def dispatch(self) -> list[tuple[ManagerRecord, list[TaskEntry]]]:
         """Assign queued tasks: first to idle workers anywhere, then to managers' queue slots."""

@@ -45,5 +45,11 @@ class InterchangeSettings(CommandLine):
                    heartbeat_period=engine.heartbeat_period, heartbeat_threshold=engine.heartbeat_threshold,
                    max_retries=engine.max_retries_on_system_failure,
                    plain_arguments=config.allowed_functions is not None, parent_pid=parent_pid, log_file=log_file,
-                   routing=config.engine.scheduler_mode if config.container_registry.entries else "",
+                   routing=_routing(config),
                    log_level=config.log_level)
+
+
+def _routing(config: "Config") -> str:
+    """Soft or random placement across managers of any type; hard routing (a manager per type) needs none."""
+    mode = config.engine.scheduler_mode
+    return mode if config.container_registry.entries and mode != "hard" else ""

@@ -175,7 +175,7 @@ class Manager:
             workers=self.settings.workers, prefetch=self.settings.prefetch,
             known_tasks=sorted(self.known), last_batch=self.last_batch, version=__version__,
             plain_arguments=self.settings.plain_arguments, block_id=self.settings.block_id,
-            container_types=self.serves(), warm_containers=[w.ctype for w in self.pool.idle()],
+            container_types=self.serves(), **self.pool.census(),
         )
         self._send(msg.pack())
         self._resend_unacked(force=True)
@@ -322,6 +322,7 @@ class Manager:
         type (soft routing); else None: every worker is busy."""
         idle = self.pool.idle(ctype)
         if idle:
+            self.pool.warm_hits += ctype != "RAW"
             if self.settings.isolate_submitters:
                 for wanted in (submitter, None):
                     for worker in idle:
@@ -343,14 +344,17 @@ class Manager:
         if self.link_watch is not None and self.link_watch.reconnect_due(now):
             self.register()
         self.pool.check_limits()
+        stopped = self.pool.stop_idle_containers(self.settings.container_idle_timeout, now)
+        if stopped:
+            log.info("stopped %d container worker(s) idle for over %gs: %s", len(stopped),
+                     self.settings.container_idle_timeout, ", ".join(stopped))
         if self._drain_at is not None and now >= self._drain_at and not self.drain_requested:
             log.info("drain_period of %gs reached; leaving so that a fresh block takes over", self.settings.drain_after)
             self.drain_requested = True
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_period
-            idle = self.pool.idle()
             self._send(Heartbeat(sender=self.id, known_tasks=sorted(self.known), last_batch=self.last_batch,
-                                 idle_workers=len(idle), warm_containers=[w.ctype for w in idle]).pack())
+                                 idle_workers=len(self.pool.idle()), **self.pool.census()).pack())
             self._resend_unacked()
         silent = now - self.last_contact
         if silent > self.settings.heartbeat_threshold and not self.contact_lost_logged:

@@ -56,6 +56,8 @@ class ManagerSettings(CommandLine):
     worker_containers: str = option("", help="JSON {RUNTIME:IMAGE: {runtime, image, options}}: the containers "
                                              "workers may run in")
     container_python: str = option("python3", help="the interpreter with compute-endpoint inside the images")
+    container_idle_timeout: float = option(600.0, help="soft routing: stop a container worker idle for this many "
+                                                       "seconds, freeing its slot (0: never)")
     accelerators: str = option("", help="accelerator ids, comma-separated, one per worker: each worker sees only "
                                         "its own (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK)")
     parent_pid: int = option(0, help="exit when this process dies")
@@ -79,10 +81,13 @@ class ManagerSettings(CommandLine):
 
     @classmethod
     def from_config(cls, config: "Config", interchange: str, manager_id: str, *, keys_dir: Path | None = None,
-                    parent_pid: int = 0, log_file: Path | None = None) -> "ManagerSettings":
+                    parent_pid: int = 0, log_file: Path | None = None,
+                    worker_type: str | None = None) -> "ManagerSettings":
+        """``worker_type``: hard routing's one type for this manager; by default, every listed one (soft)."""
         engine = config.engine
         limits = engine.worker_limits.limits()
         # Soft routing: workers of the endpoint's listed containers start as their tasks come.
+        # Hard routing: the manager starts workers of its one type only, but still needs the entry's options.
         registry = {c.key: {"runtime": c.runtime, "image": c.image, "options": c.options}
                     for c in config.container_registry.entries.values()}
         return cls(interchange=interchange, keys_dir=keys_dir, workers=engine.max_workers_per_node,
@@ -95,8 +100,10 @@ class ManagerSettings(CommandLine):
                    isolate_submitters=config.isolate_submitters, drain_after=engine.drain_period or 0.0,
                    working_dir=engine.working_dir or "", accelerators=",".join(engine.accelerators),
                    mpi_launcher=engine.mpi_launcher if engine.mpi else "",
-                   worker_type="any" if registry else "RAW", worker_containers=json.dumps(registry) if registry else "",
+                   worker_type=worker_type or ("any" if registry else "RAW"),
+                   worker_containers=json.dumps(registry) if registry else "",
                    container_python=engine.container_python,
+                   container_idle_timeout=engine.container_idle_timeout,
                    parent_pid=parent_pid, log_file=log_file,
                    log_dir=Path(engine.worker_logdir_root) if engine.worker_logdir_root else None,
                    log_level="DEBUG" if engine.worker_debug else config.log_level)

@@ -69,6 +69,7 @@ class WorkerHandle:
     accelerator: str | None = None  # the one device it sees (available_accelerators)
     ctype: str = RAW  # RAW, or the RUNTIME:IMAGE of the container it runs in
     container_name: str = ""  # docker/podman: the container to remove when it is gone
+    idle_since: float = field(default_factory=time.monotonic)  # since its last task ended (or it started)
 
     @property
     def pid(self) -> int:
@@ -109,6 +110,8 @@ class WorkerPool:
         self._next_cpu_check = 0.0
         self.replaced = 0
         self.generation = 0  # changes whenever the set of workers does
+        self.cold_starts = 0  # container workers started
+        self.warm_hits = 0  # tasks of a container type given to an idle worker of that type (the manager counts)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -170,6 +173,7 @@ class WorkerPool:
         handle = WorkerHandle(self._next_index, process, mine, FrameReader(self.max_frame), accelerator=accelerator,
                               ctype=ctype, container_name=name if inside else "")
         self._next_index += 1
+        self.cold_starts += container is not None
         self.workers[mine.fileno()] = handle
         self.generation += 1
         log.debug("started worker %d (pid %d)", handle.index, process.pid)
@@ -192,13 +196,33 @@ class WorkerPool:
     def recycle(self, worker: WorkerHandle, ctype: str | None = None) -> WorkerHandle:
         """Replace an idle worker with a fresh process: of its own type (another submitter's tasks must not share
         it), or of ``ctype`` (soft routing gives its slot to another container type)."""
+        self._retire(worker)
+        self.replaced += 1
+        return self._spawn(ctype or worker.ctype)
+
+    def _retire(self, worker: WorkerHandle) -> None:
         del self.workers[worker.sock.fileno()]
         worker.sock.close()
         _kill_group(worker.pid)
         worker.process.wait()
         _remove_container(worker)
-        self.replaced += 1
-        return self._spawn(ctype or worker.ctype)
+        self.generation += 1
+
+    def stop_idle_containers(self, timeout: float, now: float) -> list[str]:
+        """Soft routing: container workers idle for over ``timeout`` seconds give their slot back (0: never).
+        Returns their types."""
+        if not timeout or self.options.start_type is not None:
+            return []
+        stale = [w for w in self.idle() if w.ctype != RAW and now - w.idle_since > timeout]
+        for worker in stale:
+            self._retire(worker)
+        return [w.ctype for w in stale]
+
+    def census(self) -> dict:
+        """Its workers by type, as the manager's registration and heartbeats carry them."""
+        busy = [w.ctype for w in self.workers.values() if w.task is not None]
+        return {"warm_containers": [w.ctype for w in self.idle()], "busy_containers": busy,
+                "cold_starts": self.cold_starts, "warm_hits": self.warm_hits}
 
     # --- work ----------------------------------------------------------------
 
@@ -253,6 +277,7 @@ class WorkerPool:
                 break
             results.append((worker.task.task_id, frame))
             worker.task = None
+            worker.idle_since = time.monotonic()
             if result.error_kind == ErrorKind.RESOURCE_LIMIT:  # it exits after this: no more tasks for it
                 worker.failure = Failure(ErrorKind.RESOURCE_LIMIT, "WorkerResourceError", "retiring")
         return results

@@ -28,7 +28,10 @@ class ManagerRegistration(Message):
     incarnation: str = ""
     prefetch: int = 0
     container_types: list[str] = field(default_factory=lambda: ["RAW"])
-    warm_containers: list[str] = field(default_factory=list)
+    warm_containers: list[str] = field(default_factory=list)  # the type of each idle worker
+    busy_containers: list[str] = field(default_factory=list)  # the type of each worker running a task
+    cold_starts: int = 0  # container workers it started, since it started
+    warm_hits: int = 0  # tasks of a container type that found an idle worker of that type
     known_tasks: list[str] = in_payload()
     last_batch: int = 0
     version: str = ""
@@ -53,7 +56,10 @@ class Heartbeat(Message):
     known_tasks: list[str] = in_payload()
     last_batch: int = 0
     idle_workers: int = 0
-    warm_containers: list[str] = field(default_factory=list)
+    warm_containers: list[str] = field(default_factory=list)  # the type of each idle worker
+    busy_containers: list[str] = field(default_factory=list)  # the type of each worker running a task
+    cold_starts: int = 0  # container workers it started, since it started
+    warm_hits: int = 0  # tasks of a container type that found an idle worker of that type
 
 
 @dataclass(slots=True)
@@ -88,6 +94,7 @@ class Control(Message):
     action: ControlAction
     detail: str = ""  # why, for the log of whoever receives it (DRAIN, FAIL_QUEUED)
     manager_ids: list[str] = in_payload()  # whom it concerns (DRAIN_MANAGERS)
+    container_types: list[str] = in_payload()  # whose waiting tasks (FAIL_QUEUED; empty: every task's)
 
 
 @dataclass(slots=True)
@@ -108,6 +115,7 @@ class InterchangeStatus(Message):
     refused_messages: int = 0  # dropped: from managers that may not send them (see interchange/manager_auth.py)
     refused_handshakes: int = 0  # managers on other hosts whose keys are not authorized
     placements: dict = field(default_factory=dict)  # soft routing: tasks placed warm, cold and by replacing
+    container_starts: dict = field(default_factory=dict)  # the managers' cold starts and warm hits, summed
     payload: bytes = b""
 
     @classmethod

@@ -18,6 +18,8 @@ import shlex
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
+from typing import Any
 
 from ..config import Config
 from ..credentials.identity import ENV_ID, ENV_SECRET
@@ -37,11 +39,15 @@ HISTORY = 20  # ended blocks kept for status
 class BatchBlocks:
     replaced = 0  # the scheduler replaces nothing by itself; the strategy starts new blocks
 
-    def __init__(self, ep: EndpointDir, config: Config, interchange: str):
+    def __init__(self, ep: EndpointDir, config: Config, interchange: str, *, provider: Any = None,
+                 worker_type: str | None = None, pool: str = ""):
+        """``provider``, ``worker_type`` and ``pool``: hard routing's pool of one container type (typed.py)."""
         engine = config.engine
         self.ep = ep
         self.config = config
-        self.provider = engine.provider
+        self.provider = provider or engine.provider
+        self.worker_type = worker_type
+        self.pool = pool  # prefixes its block ids, unique among the endpoint's pools
         self.provider.script_dir = str(ensure_private_dir(ep.blocks_dir))
         self.interchange = interchange
         self.period = engine.job_status_kwargs.strategy_period
@@ -73,7 +79,7 @@ class BatchBlocks:
 
     @property
     def jobs_file(self):
-        return self.ep.blocks_dir / "jobs.json"
+        return self.ep.blocks_dir / f"jobs{'-' + self.pool.rstrip('-') if self.pool else ''}.json"
 
     # --- the daemon's side -----------------------------------------------------
 
@@ -83,7 +89,7 @@ class BatchBlocks:
     def poll(self) -> None:
         """Nothing to reap: block states come from the scheduler, in the blocks thread."""
 
-    def scale(self, outstanding: int) -> None:
+    def scale(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> None:
         with self.lock:
             grew = outstanding > self.outstanding
             self.outstanding = outstanding
@@ -227,12 +233,18 @@ class BatchBlocks:
             self.degraded = (f"every block failed ({self.failures_in_a_row} in a row); trying again in {delay:.0f}s. "
                              f"The last: {block.failure}")
             provider = type(self.provider).__name__
-            self.requests.append(Control(action=ControlAction.FAIL_QUEUED,
-                                         detail=f"no block from {provider} could start a manager: {block.failure}"))
+            for_type = f" for {self.worker_type} tasks" if self.worker_type else ""
+            self.requests.append(Control(action=ControlAction.FAIL_QUEUED, container_types=self._types(),
+                                         detail=f"no block from {provider} could start a manager{for_type}: "
+                                                f"{block.failure}"))
+
+    def _types(self) -> list[str]:
+        """Whose waiting tasks fail when no block starts: this pool's type (hard routing), else all."""
+        return [self.worker_type] if self.worker_type else []
 
     def _submit(self, count: int, why: str) -> None:
         for _ in range(count):
-            block_id = str(self._next_id)
+            block_id = f"{self.pool}{self._next_id}"
             self._next_id += 1
             name = f"compute-endpoint.{self.ep.name}.block-{block_id}"
             try:
@@ -253,7 +265,8 @@ class BatchBlocks:
 
     def _command(self, block_id: str) -> str:
         # No manager id: each node's manager names itself, block-N.HOST-PID-RANDOM.
-        settings = ManagerSettings.from_config(self.config, self.interchange, "", keys_dir=self.ep.keys_dir)
+        settings = ManagerSettings.from_config(self.config, self.interchange, "", keys_dir=self.ep.keys_dir,
+                                               worker_type=self.worker_type)
         settings.block_id = block_id
         engine = self.config.engine
         env = [f"{key}={value}" for key, value in engine.worker_environment().items()]

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config import Config
@@ -37,8 +38,11 @@ class Block:
 
 
 class LocalBlocks:
-    def __init__(self, ep: EndpointDir, config: Config, interchange_address: str, env: dict[str, str]):
+    def __init__(self, ep: EndpointDir, config: Config, interchange_address: str, env: dict[str, str], *,
+                 worker_type: str | None = None, pool: str = ""):
         self.ep = ep
+        self.worker_type = worker_type  # hard routing: the one container type this pool's managers serve
+        self.pool = pool  # prefixes its block names, unique among the endpoint's pools
         self.config = config
         self.engine = config.engine
         self.provider = config.engine.provider
@@ -73,7 +77,7 @@ class LocalBlocks:
 
     def describe(self) -> dict:
         now = time.monotonic()
-        blocks = [{"block_id": str(b.block_id), "job_id": str(b.process.pid), "manager_id": b.manager_id,
+        blocks = [{"block_id": f"{self.pool}{b.block_id}", "job_id": str(b.process.pid), "manager_id": b.manager_id,
                    "state": "DRAINING" if b.stopping else "RUNNING", "managers": 1,
                    "running_seconds": round(now - b.started, 1)} for b in self.blocks.values()]
         return {"provider": "LocalProvider", "strategy": self.strategy.kind, "blocks": blocks, "active": len(blocks),
@@ -95,7 +99,7 @@ class LocalBlocks:
             self.replaced += 1
             self._start_block(block_id=block.block_id)
 
-    def scale(self, outstanding: int) -> None:
+    def scale(self, outstanding: int, by_type: Mapping[str, int] | None = None) -> None:
         """One strategy step (see strategy.py): add managers for demand, stop idle ones (they drain first)."""
         now = time.monotonic()
         if now - self._last_decision < self.engine.job_status_kwargs.strategy_period:
@@ -128,12 +132,13 @@ class LocalBlocks:
         if block_id is None:
             block_id = self._next_block
             self._next_block += 1
-        manager_id = f"{socket.gethostname()}.{self.ep.name}.block-{block_id}"
-        name = f"manager-{block_id}"
+        manager_id = f"{socket.gethostname()}.{self.ep.name}.block-{self.pool}{block_id}"
+        name = f"manager-{self.pool}{block_id}"
         # In a container the manager's parent is the runtime's, not this process: it cannot watch for our death.
         parent = 0 if self.engine.container else os.getpid()
         settings = ManagerSettings.from_config(self.config, self.interchange_address, manager_id,
-                                               parent_pid=parent, log_file=self.ep.log_file(name))
+                                               parent_pid=parent, log_file=self.ep.log_file(name),
+                                               worker_type=self.worker_type)
         process, _ = spawn(self._command(settings, block_id), self.ep.stderr_log(name), self.env)
         block = Block(block_id, manager_id, process, time.monotonic(), idle_since=time.monotonic())
         self.blocks[block_id] = block
@@ -144,7 +149,7 @@ class LocalBlocks:
         cmd = settings.command()
         container = self.engine.container
         if container:
-            cmd = wrap_local(self.engine, container, self.ep, cmd, f"block-{block_id}")
+            cmd = wrap_local(self.engine, container, self.ep, cmd, f"block-{self.pool}{block_id}")
         if self.provider.worker_init:
             # worker_init runs in a shell first, then the shell becomes the manager.
             script = f"{self.provider.worker_init}\nexec {shlex.join(cmd)}"
