@@ -44,6 +44,10 @@ _EXTRAS = {"kubernetes": "pip install kubernetes", "boto3": "pip install boto3",
            "googleapiclient": "pip install google-api-python-client",
            "azure": "pip install azure-mgmt-compute azure-mgmt-network azure-identity"}
 
+# KubernetesProvider loads the cluster's config as it is built, so a host with none fails here, not at submit.
+NO_KUBERNETES_CLUSTER = ("no Kubernetes cluster configured: set KUBECONFIG to a kubeconfig file (or write "
+                         "~/.kube/config), or run the endpoint in a pod, whose service account is then used")
+
 
 def build(family: Family, spec: Any, path: tuple, fail: Fail) -> object:
     """The Parsl object that ``spec`` ({type: Name, arg: value, ...}) describes."""
@@ -69,6 +73,12 @@ def build(family: Family, spec: Any, path: tuple, fail: Fail) -> object:
         hint = _EXTRAS.get((exc.name or "").split(".")[0], "install the Python package it names")
         fail(path + ("type",), f"{kind} needs a Python package this machine does not have ({exc}): {hint}")
     except Exception as exc:  # Parsl checks arguments with typeguard; its message names the argument
+        missing = getattr(exc, "module_names", None)  # Parsl's OptionalModuleMissing, which is no ImportError
+        if missing:
+            hint = _EXTRAS.get(missing[0], "install the Python package it names")
+            fail(path + ("type",), f"{kind} needs a Python package this machine does not have ({missing[0]}): {hint}")
+        if type(exc).__module__.startswith("kubernetes.config"):
+            fail(path + ("type",), f"{kind}: {NO_KUBERNETES_CLUSTER} ({exc})")
         named = re.search(r'argument "(\w+)"', str(exc))
         where = path + (named[1],) if named and named[1] in spec else path
         fail(where, f"{kind} refused its arguments: {exc}")
