@@ -6,7 +6,8 @@ The pattern of the funcX paper's routing experiment: several functions, each in 
 many short tasks arriving mixed. One endpoint, two managers of two workers each, real podman (the worker
 image from scripts/worker-image.sh, tagged once per image so that each is its own container type). The
 same shuffled workload runs once under each scheduler_mode; prints one JSON object with, for each, the
-completion time and the placements (warm hits, cold starts, replacements) from the endpoint's status.
+completion time, the placements the interchange chose (warm hits, cold starts, replacements) and the container
+workers the managers started and reused, from the endpoint's status.
 """
 
 import argparse
@@ -60,11 +61,25 @@ def run(mode: str, names: list[str], workload: list[int], seconds: float) -> dic
         finally:
             for ex in executors.values():
                 ex.shutdown()
-        placements = json.loads(ep.cli("status", ep.name, "--json"))["container_placements"]
+        status = final_status(ep, len(workload))
     finally:
         ep.delete()
+    # The interchange's placements are its decisions; the managers' counts are what happened (a worker that
+    # died, or a warm one the interchange had not heard of yet, makes them differ).
+    placements, started = status["container_placements"], status["container_starts"]
     return {"scheduler_mode": mode, "completion_s": round(elapsed, 2), "placements": placements,
-            "cold_starts": placements.get("cold", 0) + placements.get("replace", 0)}
+            "cold_starts": started.get("cold", 0), "warm_hits": started.get("warm", 0)}
+
+
+def final_status(ep, tasks: int, patience: float = 30.0) -> dict:
+    """The status once every manager's counts include the last task (they come with heartbeats)."""
+    deadline = time.monotonic() + patience
+    while True:
+        status = json.loads(ep.cli("status", ep.name, "--json"))
+        started = status["container_starts"]
+        if started.get("cold", 0) + started.get("warm", 0) >= tasks or time.monotonic() > deadline:
+            return status
+        time.sleep(0.5)
 
 
 def main() -> None:

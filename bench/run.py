@@ -74,6 +74,8 @@ def main() -> None:
         for name in report["slurm"]:
             progress(f"blocks through Slurm: {name}, run {repeat + 1} of {args.repeats}")
             report["slurm"][name].append(measure(["slurm_blocks.py", "--system", name]))
+    progress("per-function containers in podman: soft routing and random routing")
+    report["container_routing"] = measure(["container_routing.py"])
 
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "latest.json").write_text(json.dumps(report, indent=2))
@@ -136,8 +138,18 @@ def markdown(report: dict) -> str:
     for run in report["interchange"]["runs"]:
         lines.append(f"| {run['managers']} | {run['policy_us_per_task']:.1f} | "
                      f"{run['interchange_cpu_us_per_task']:.0f} | {run['throughput']:.0f} |")
-    lines += ["", *slurm_table(report)]
+    lines += ["", *slurm_table(report), "", *routing_table(report["container_routing"])]
     return "\n".join(lines)
+
+
+def routing_table(routing: dict) -> list[str]:
+    lines = [f"{routing['tasks']} tasks of {routing['task_seconds']:g} s over {routing['images']} podman images, "
+             f"{routing['managers']} managers of {routing['workers_per_manager']} workers:", "",
+             "| scheduler_mode | completion (s) | container cold starts | warm hits |", "|---|---:|---:|---:|"]
+    for run in routing["runs"]:
+        lines.append(f"| {run['scheduler_mode']} | {run['completion_s']:.1f} | {run['cold_starts']} | "
+                     f"{run['warm_hits']} |")
+    return lines
 
 
 def slurm_table(report: dict) -> list[str]:

@@ -163,7 +163,7 @@ def status(
     name: NameArg = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show an endpoint's state, queues, managers, workers, tasks, blocks and process ids."""
+    """Show an endpoint's state, queues, managers, workers, tasks, blocks, container workers and process ids."""
     data = control.status(_home(), name)
     if as_json:
         output.print_json(data)
@@ -171,6 +171,9 @@ def status(
     output.out.print(output.status_table(data))
     if (data.get("provider") or {}).get("blocks"):
         output.out.print(output.blocks_table(data["provider"]))
+    containers = output.containers_table(data.get("manager_details") or [])
+    if containers is not None:
+        output.out.print(containers)
 
 
 @app.command()

@@ -39,12 +39,28 @@ def blocks_table(provider: dict) -> Table:
     """The provider's blocks (batch jobs), newest last, with why the failed ones failed."""
     table = Table(box=box.ASCII_DOUBLE_HEAD, header_style="",
                   title=f"Blocks from {provider['provider']} (strategy {provider['strategy']})")
-    for column in ("Block", "Job", "State", "Managers", "Idle", "Last failure"):
+    typed = any("container_type" in block for block in provider["blocks"])  # hard routing: a pool per type
+    for column in ("Block", *["Container type"] * typed, "Job", "State", "Managers", "Idle", "Last failure"):
         table.add_column(column, overflow="fold")
     for block in provider["blocks"]:
         idle = block.get("idle_seconds")
-        table.add_row(block["block_id"], str(block.get("job_id") or "-"), block["state"], str(block["managers"]),
-                      f"{idle:.0f} s" if idle is not None else "-", block.get("failure") or "")
+        table.add_row(block["block_id"], *[block.get("container_type", "")] * typed, str(block.get("job_id") or "-"),
+                      block["state"], str(block["managers"]), f"{idle:.0f} s" if idle is not None else "-",
+                      block.get("failure") or "")
+    return table
+
+
+def containers_table(managers: list[dict]) -> Table | None:
+    """Each manager's workers per container type (None when every worker is a plain process)."""
+    rows = [(m["manager_id"], ctype, counts) for m in managers for ctype, counts in m.get("containers", {}).items()
+            if ctype != "RAW"]
+    if not rows:
+        return None
+    table = Table(box=box.ASCII_DOUBLE_HEAD, header_style="", title="Container workers by manager")
+    for column in ("Manager", "Container type", "Warm", "Idle", "Busy"):
+        table.add_column(column, overflow="fold")
+    for manager_id, ctype, counts in rows:
+        table.add_row(manager_id, ctype, *(str(counts.get(key, 0)) for key in ("warm", "idle", "busy")))
     return table
 
 
@@ -62,6 +78,9 @@ def _status_rows(data: dict) -> list[tuple[str, str]]:
     if "managers" in data:
         rows.append(("Managers", f"{data['managers']} with {data['workers']} workers ({data['idle_workers']} idle)"))
         rows.append(("Tasks", f"{data['tasks_outstanding']} outstanding, {data['tasks_completed']} completed"))
+    starts = data.get("container_starts") or {}
+    if any(starts.values()):
+        rows.append(("Containers", f"{starts.get('cold', 0)} cold starts, {starts.get('warm', 0)} warm hits"))
     pids = data["pids"]
     if pids.get("endpoint"):
         managers = ", ".join(str(p) for p in pids["managers"]) or "none"
