@@ -124,6 +124,11 @@ def batch_script(container: Container, argv: list[str], name: str) -> str:
             f"{shlex.join(argv)} & wait $!")
 
 
+NO_DOCKER_WORKERS = ("docker cannot run per-function workers: a worker talks to its manager over an inherited "
+                     "socket, and a docker container inherits none (the daemon starts it, not the client). List "
+                     "the image as podman:IMAGE (podman runs docker images), or run the whole pool in docker "
+                     "with engine.container_type: docker")
+
 # A worker talks to its manager over an inherited socket. docker and podman pass a
 # container only the descriptors from 3 on (--preserve-fds), so the socket is moved to 3.
 WORKER_FD_IN_ENGINES = 3
@@ -139,6 +144,8 @@ def worker_command_line(container: Container, worker: list[str], fd: int, run: R
     """
     if container.runtime not in ENGINES:
         return command_line(container, [w.replace("{fd}", str(fd)) for w in worker], run), fd
+    if container.runtime == "docker":
+        raise ContainerError(NO_DOCKER_WORKERS)
     inner = [w.replace("{fd}", str(WORKER_FD_IN_ENGINES)) for w in worker]
     argv = command_line(container, inner, run)
     extra = ["--preserve-fds=1"] + ([f"--user={user[0]}:{user[1]}"] if user else [])

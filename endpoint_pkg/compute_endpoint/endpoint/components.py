@@ -21,7 +21,7 @@ from typing import Protocol
 from ..config import Config
 from ..errors import EndpointError
 from ..interchange.settings import InterchangeSettings
-from ..paths import EndpointDir, read_json, write_json
+from ..paths import EndpointDir, ensure_private_dir, read_json, write_json
 from ..procs import describe_exit, is_ours, spawn, terminate
 from ..protocol import Control, InterchangeStatus
 from ..providers.batch import BatchBlocks
@@ -126,6 +126,8 @@ class LocalComponents:
         return self.ep.interchange_socket
 
     def start(self) -> None:
+        # Managers in containers bind the socket directory, which the interchange would make only once it binds.
+        ensure_private_dir(self.ep.socket_dir)
         self._start_interchange()
         self.blocks.start()
         self.record()

@@ -369,7 +369,8 @@ def _remove_container(worker: WorkerHandle) -> None:
         return
     runtime = worker.ctype.partition(":")[0]
     try:
-        subprocess.run([runtime, "rm", "--force", "--time=0", worker.container_name], capture_output=True,
+        grace = ["--time=0"] if runtime == "podman" else []  # (docker rm has no --time)
+        subprocess.run([runtime, "rm", "--force", *grace, worker.container_name], capture_output=True,
                        timeout=60, check=True)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("could not remove container %s of worker %d: %s", worker.container_name, worker.index, exc)
