@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from compute_endpoint.config import Engine
-from compute_endpoint.containers.registry import parse_registry
+from compute_endpoint.config import ConfigError, Engine, load_yaml_text
 from compute_endpoint.containers.runtimes import (
     Container,
     ContainerError,
@@ -125,8 +124,8 @@ def docker_lines(kind: str, tmp_path, monkeypatch) -> list[str]:
 def test_docker_is_refused_for_per_function_workers_with_what_to_use_instead():
     with pytest.raises(ContainerError, match="a docker container inherits none .* List the image as podman:IMAGE"):
         worker_command_line(Container("docker", "site/worker:1"), WORKER, 9, RUN)
-    with pytest.raises(ContainerError, match="py: docker cannot run per-function workers"):
-        parse_registry({"py": "docker:site/worker:1"})
+    with pytest.raises(ConfigError, match="containers: py: docker cannot run per-function workers"):
+        load_yaml_text('containers: {py: "docker:site/worker:1"}', "config.yaml")
 
 
 @pytest.mark.skipif(DOCKER is None, reason="no docker client on this host")

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from ..addresses import is_loopback
 from ..containers.registry import Registry, parse_registry
-from ..containers.runtimes import RUNTIMES, Container, ContainerError
+from ..containers.runtimes import NO_DOCKER_WORKERS, RUNTIMES, Container, ContainerError
 from ..protocol.broker_names import IDENTITY_PATTERN
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .fields import ConfigError, check_fields, setting
@@ -308,6 +308,9 @@ class Config:
         """worker_mode and scheduler_mode against the containers listed (seed-era names included)."""
         engine, entries = self.engine, self.container_registry.entries
         engine.worker_mode = {"singularity_reuse": "singularity"}.get(engine.worker_mode, engine.worker_mode)
+        docker = sorted(alias for alias, c in entries.items() if c.runtime == "docker")
+        if docker and type(engine.provider).__name__ != "KubernetesProvider":  # (a pod is the container there)
+            raise ConfigError("containers", f"{', '.join(docker)}: {NO_DOCKER_WORKERS}")
         if engine.worker_mode == "no_container" and entries:
             raise ConfigError("engine.worker_mode", "no_container runs no per-function containers: drop the "
                                                     "containers: list, or name their runtime here")

@@ -12,7 +12,7 @@ refused with the list of what is allowed, and never runs outside a container.
 
 from dataclasses import dataclass, field
 
-from .runtimes import NO_DOCKER_WORKERS, RUNTIMES, Container, ContainerError
+from .runtimes import RUNTIMES, Container, ContainerError
 
 RAW = "RAW"
 
@@ -50,13 +50,6 @@ def parse_registry(data: dict) -> Registry:
 
 
 def _entry(spec: object) -> Container:
-    container = _parse_entry(spec)
-    if container.runtime == "docker":
-        raise ContainerError(NO_DOCKER_WORKERS)
-    return container
-
-
-def _parse_entry(spec: object) -> Container:
     if isinstance(spec, str):
         runtime, sep, image = spec.partition(":")
         if not sep:
