@@ -49,6 +49,7 @@ current-context: lab
 
 CONFIG = """
 engine:
+  scheduler_mode: hard
   address: 10.0.0.5
   worker_port: 54000
   max_workers_per_node: 3
@@ -187,6 +188,15 @@ def test_endpoints_named_alike_get_secrets_of_their_own():
     assert secret_name("Lab_EP") != secret_name("lab-ep")
 
 
+@pytest.mark.parametrize("change, complaint", [
+    (("scheduler_mode: hard", "scheduler_mode: soft"), "scheduler_mode: .* set scheduler_mode: hard"),
+    (("solver: docker:", "solver: charliecloud:/images/"), "containers: solver: a Kubernetes pod runs OCI images only"),
+])
+def test_a_config_pods_cannot_serve_is_refused_when_it_loads(config, change, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        load_yaml_text(CONFIG.replace(*change).replace("{pinned}", PINNED), "config.yaml")
+
+
 def test_types_a_pod_cannot_run_are_refused_by_name(config):
     with pytest.raises(EndpointError, match="is not one this endpoint allows"):
         pods_for_types(config, "lab-ep", types=["podman:docker.io/library/ruby:3"])
@@ -219,7 +229,7 @@ def test_a_kubernetes_config_without_a_cluster_is_refused_clearly(tmp_path, monk
     with pytest.raises(ConfigError) as caught:
         load_yaml_text(CONFIG.replace("{pinned}", PINNED), "config.yaml")
     message = str(caught.value)
-    assert message.startswith("config.yaml:8: engine.provider.type: KubernetesProvider: no Kubernetes cluster")
+    assert message.startswith("config.yaml:9: engine.provider.type: KubernetesProvider: no Kubernetes cluster")
     assert "set KUBECONFIG" in message and "run the endpoint in a pod" in message
 
 

@@ -308,6 +308,8 @@ class Config:
         """worker_mode and scheduler_mode against the containers listed (seed-era names included)."""
         engine, entries = self.engine, self.container_registry.entries
         engine.worker_mode = {"singularity_reuse": "singularity"}.get(engine.worker_mode, engine.worker_mode)
+        if type(engine.provider).__name__ == "KubernetesProvider":
+            self._check_kubernetes_containers()
         docker = sorted(alias for alias, c in entries.items() if c.runtime == "docker")
         if docker and type(engine.provider).__name__ != "KubernetesProvider":  # (a pod is the container there)
             raise ConfigError("containers", f"{', '.join(docker)}: {NO_DOCKER_WORKERS}")
@@ -318,6 +320,17 @@ class Config:
         if wrong and engine.worker_mode != "no_container":
             raise ConfigError("containers", f"{', '.join(sorted(wrong))}: not {engine.worker_mode} containers, which "
                                             "engine.worker_mode allows")
+
+    def _check_kubernetes_containers(self) -> None:
+        """On Kubernetes a pod is the container: hard routing only (the requirements' rule), OCI images only."""
+        entries = self.container_registry.entries
+        if entries and self.engine.scheduler_mode != "hard":
+            raise ConfigError("engine.scheduler_mode", "with KubernetesProvider, per-function containers run as "
+                                                       "manager pods of each image: set scheduler_mode: hard")
+        other = sorted(alias for alias, c in entries.items() if c.runtime not in ("docker", "podman"))
+        if other:
+            raise ConfigError("containers", f"{', '.join(other)}: a Kubernetes pod runs OCI images only; list "
+                                            "them as docker:IMAGE or podman:IMAGE")
 
     def _set_broker_port(self, port: int) -> None:
         if port > 65535:

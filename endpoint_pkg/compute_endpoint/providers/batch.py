@@ -4,7 +4,8 @@ A block is one job the provider submits. Its command, wrapped by the
 provider's launcher, starts one manager per node with ``--block-id``; the
 managers reach the interchange over the CurveZMQ link with the keys in the
 endpoint's directory, which the compute nodes share. Only the provider's
-public interface is used: ``submit``, ``status``, ``cancel``.
+public interface is used: ``submit``, ``status``, ``cancel`` (and
+``manager_command``, from a provider of ours that starts managers its own way).
 
 Scheduler commands can be slow or hang, so they run in a thread of their own.
 The daemon's loop hands it the load and the managers the interchange reports,
@@ -264,6 +265,9 @@ class BatchBlocks:
             log.info("submitted block %s as job %s (%s)", block_id, job_id, why)
 
     def _command(self, block_id: str) -> str:
+        own = getattr(self.provider, "manager_command", None)
+        if own is not None:  # a provider that runs managers its own way (pods of a type's image: kube_pods.py)
+            return own(block_id)
         # No manager id: each node's manager names itself, block-N.HOST-PID-RANDOM.
         settings = ManagerSettings.from_config(self.config, self.interchange, "", keys_dir=self.ep.keys_dir,
                                                worker_type=self.worker_type)

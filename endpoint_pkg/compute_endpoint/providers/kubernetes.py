@@ -9,7 +9,7 @@ tasks go to pods of the provider's own ``image``.
 
 Everything here renders plain dicts, the manifests ``kubectl apply`` takes:
 pods can be inspected and tested with no cluster, and nothing here talks to
-one. Managers reach the interchange over CurveZMQ with the keys of a Secret
+one (kube_pods.py submits them). Managers reach the interchange over CurveZMQ with the keys of a Secret
 mounted read-only where their ``--keys-dir`` points.
 """
 
@@ -97,9 +97,10 @@ def image_for(config: Config, ctype: str) -> tuple[str, str]:
     return container.key, container.image
 
 
-def manager_command(config: Config, ctype: str, interchange: str) -> list[str]:
-    """The command of a manager in a pod serving ``ctype`` only."""
+def manager_command(config: Config, ctype: str, interchange: str, block_id: str = "") -> list[str]:
+    """The command of a manager in a pod serving ``ctype`` only (``block_id``: the endpoint's block it is)."""
     settings = ManagerSettings.from_config(config, interchange, "", keys_dir=Path(KEYS_MOUNT))
+    settings.block_id = block_id
     # The pod is the type's container: workers start beside the manager, never in a runtime nested in the pod.
     settings.worker_type, settings.worker_containers = ctype, ""
     # Logs go to stderr, where `kubectl logs` finds them: the endpoint's log directory is not in the pod.
@@ -146,13 +147,16 @@ def _volumes(provider: Any, endpoint: str) -> tuple[list[dict], list[dict]]:
     return volumes, mounts
 
 
-def pod_spec(config: Config, endpoint: str, ctype: str, interchange: str) -> dict:
-    """The spec of a pod whose one container is a manager serving ``ctype`` (RAW or RUNTIME:IMAGE)."""
+def pod_spec(config: Config, endpoint: str, ctype: str, interchange: str, command: list[str] | None = None) -> dict:
+    """The spec of a pod whose one container is a manager serving ``ctype`` (RAW or RUNTIME:IMAGE).
+
+    ``command``: the manager's command line, when the caller built it (a block's, with its id).
+    """
     provider = _kubernetes_provider(config)
     ctype, image = image_for(config, ctype)
     volumes, mounts = _volumes(provider, endpoint)
     container: dict[str, Any] = {"name": "manager", "image": image,
-                                 "command": manager_command(config, ctype, interchange),
+                                 "command": command or manager_command(config, ctype, interchange),
                                  "resources": _resources(provider), "volumeMounts": mounts}
     env = config.engine.worker_environment()
     if env:
@@ -168,11 +172,12 @@ def pod_spec(config: Config, endpoint: str, ctype: str, interchange: str) -> dic
     return spec
 
 
-def manager_pod(config: Config, endpoint: str, ctype: str, interchange: str) -> dict:
-    """The Pod manifest of one manager serving ``ctype``, for endpoint ``endpoint``."""
+def manager_pod(config: Config, endpoint: str, ctype: str, interchange: str,
+                command: list[str] | None = None) -> dict:
+    """The Pod manifest of one manager serving ``ctype``, for endpoint ``endpoint`` (``command``: as pod_spec)."""
     provider = _kubernetes_provider(config)
     ctype = image_for(config, ctype)[0]
-    spec = pod_spec(config, endpoint, ctype, interchange)
+    spec = pod_spec(config, endpoint, ctype, interchange, command)
     labels = {APP_LABEL: APP, LABEL: label_value(endpoint), TYPE_LABEL: label_value(ctype)}
     # Annotations take any text: the exact type, for people and tools reading the pod.
     annotations = {**(provider.annotations or {}), TYPE_LABEL: ctype}

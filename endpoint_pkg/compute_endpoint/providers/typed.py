@@ -2,7 +2,8 @@
 
 With ``engine.scheduler_mode: hard`` and containers listed, each type (RAW and
 every listed container) gets blocks of its own, from its own copy of the
-provider and with its own strategy, as funcX ran one provider per type. Their
+provider and with its own strategy, as funcX ran one provider per type; on
+Kubernetes, from pods of the type's own image instead (kube_pods.py). Their
 managers start workers of that one type and the interchange sends them only
 tasks of that type. Each pool scales on the tasks waiting for its type, so a
 type with waiting tasks gets managers of its own (funcX only ever launched RAW
@@ -13,6 +14,7 @@ everyone's.
 import copy
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from ..config import Config
 from ..containers.registry import RAW
@@ -44,9 +46,9 @@ class TypedBlocks:
 
     @classmethod
     def batch(cls, ep: EndpointDir, config: Config, interchange_address: str) -> "TypedBlocks":
-        # A provider object remembers the jobs it submitted: each pool needs its own.
+        provider_for = _provider_per_type(ep, config, interchange_address)
         return cls(config, lambda ctype, pool: BatchBlocks(ep, config, interchange_address, worker_type=ctype,
-                                                           pool=pool, provider=copy.deepcopy(config.engine.provider)))
+                                                           pool=pool, provider=provider_for(ctype)))
 
     @property
     def replaced(self) -> int:
@@ -91,6 +93,17 @@ class TypedBlocks:
         """All pools at once: each may wait up to ``timeout`` for its managers."""
         with ThreadPoolExecutor(len(self.pools)) as stopping:
             list(stopping.map(lambda pool: pool.stop(timeout), self.pools.values()))
+
+
+def _provider_per_type(ep: EndpointDir, config: Config, interchange: str) -> Callable[[str], Any]:
+    """Each type's own provider: a copy of the configured one, or on Kubernetes pods of the type's image."""
+    provider = config.engine.provider
+    if type(provider).__name__ == "KubernetesProvider":
+        # Parsl's pods run its one image and cannot mount the keys. Imported here: it loads the kubernetes client.
+        from .kube_pods import pods_per_type
+        return pods_per_type(ep, config, interchange)
+    # A provider object remembers the jobs it submitted: each pool needs its own.
+    return lambda ctype: copy.deepcopy(provider)
 
 
 def hard_routed(config: Config) -> bool:
