@@ -1,11 +1,13 @@
 """Per-function containers under soft routing and under random routing: completion time and cold starts.
 
-    python bench/container_routing.py [--tasks 240] [--images 4] [--seconds 0.05]
+    python bench/container_routing.py [--tasks 240] [--images 6] [--seconds 0.05] [--rate 20]
+                                      [--managers 4] [--workers 1]
 
 The pattern of the funcX paper's routing experiment: several functions, each in its own container image,
-many short tasks arriving mixed. One endpoint, two managers of two workers each, real podman (the worker
-image from scripts/worker-image.sh, tagged once per image so that each is its own container type). The
-same shuffled workload runs once under each scheduler_mode; prints one JSON object with, for each, the
+many short tasks arriving mixed over time (--rate per second; 0: all at once). One endpoint with --managers
+managers of --workers workers, real podman (the worker image from scripts/worker-image.sh, tagged once per
+image so that each is its own container type). The same workload, in the same order and at the same times,
+runs once under each scheduler_mode; prints one JSON object with, for each, the
 completion time, the placements the interchange chose (warm hits, cold starts, replacements) and the container
 workers the managers started and reused, from the endpoint's status.
 """
@@ -38,14 +40,15 @@ def images(count: int) -> list[str]:
     return names
 
 
-def run(mode: str, names: list[str], workload: list[int], seconds: float) -> dict:
+def run(mode: str, names: list[str], workload: list[int], args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(HERE))
     from common import BenchEndpoint
 
     ep = BenchEndpoint(f"routing-{mode}", engine={
-        "max_workers_per_node": 2, "container_python": IMAGE_PYTHON, "scheduler_mode": mode,
-        "worker_env": {"USER": "root"},
-        "provider": {"type": "LocalProvider", "init_blocks": 2, "min_blocks": 2, "max_blocks": 2}},
+        "max_workers_per_node": args.workers, "container_python": IMAGE_PYTHON, "scheduler_mode": mode,
+        "worker_env": {"USER": "root"}, "heartbeat_period": 1,
+        "provider": {"type": "LocalProvider", "init_blocks": args.managers, "min_blocks": args.managers,
+                     "max_blocks": args.managers}},
         containers={f"f{n}": {"runtime": "podman", "image": name} for n, name in enumerate(names)})
     try:
         ep.start()
@@ -54,7 +57,11 @@ def run(mode: str, names: list[str], workload: list[int], seconds: float) -> dic
             for n in range(len(names)):
                 executors[n] = ep.executor(container=f"f{n}")
             began = time.perf_counter()
-            futures = [executors[n].submit(nap, seconds) for n in workload]
+            futures = []
+            for index, n in enumerate(workload):
+                if args.rate:  # arrivals at a steady rate, as requests come to a service
+                    time.sleep(max(0.0, began + index / args.rate - time.perf_counter()))
+                futures.append(executors[n].submit(nap, args.seconds))
             for future in futures:
                 future.result(timeout=600)
             elapsed = time.perf_counter() - began
@@ -85,17 +92,20 @@ def final_status(ep, tasks: int, patience: float = 30.0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=240)
-    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=0.05, help="how long each task runs")
+    parser.add_argument("--rate", type=float, default=20.0, help="tasks submitted per second (0: all at once)")
+    parser.add_argument("--managers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="workers per manager")
     args = parser.parse_args()
     names = images(args.images)
     rng = random.Random(7)
     # Skewed, as real function popularity is: image n is asked for about half as often as image n-1.
     weights = [2.0 ** -n for n in range(args.images)]
     workload = rng.choices(range(args.images), weights=weights, k=args.tasks)
-    report = {"tasks": args.tasks, "images": args.images, "task_seconds": args.seconds, "managers": 2,
-              "workers_per_manager": 2, "runs": [run(mode, names, workload, args.seconds)
-                                                 for mode in ("soft", "random")]}
+    report = {"tasks": args.tasks, "images": args.images, "task_seconds": args.seconds, "rate": args.rate,
+              "managers": args.managers, "workers_per_manager": args.workers,
+              "runs": [run(mode, names, workload, args) for mode in ("soft", "random")]}
     print(json.dumps(report))
 
 

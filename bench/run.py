@@ -144,7 +144,8 @@ def markdown(report: dict) -> str:
 
 def routing_table(routing: dict) -> list[str]:
     lines = [f"{routing['tasks']} tasks of {routing['task_seconds']:g} s over {routing['images']} podman images, "
-             f"{routing['managers']} managers of {routing['workers_per_manager']} workers:", "",
+             f"{routing['rate']:g} a second, {routing['managers']} managers of {routing['workers_per_manager']} "
+             "workers:", "",
              "| scheduler_mode | completion (s) | container cold starts | warm hits |", "|---|---:|---:|---:|"]
     for run in routing["runs"]:
         lines.append(f"| {run['scheduler_mode']} | {run['completion_s']:.1f} | {run['cold_starts']} | "

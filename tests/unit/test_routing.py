@@ -6,7 +6,7 @@ from collections import deque
 import pytest
 
 from compute_endpoint.interchange.manager_record import ManagerRecord
-from compute_endpoint.interchange.routing import HARD, SOFT, Offer, Placement, Router, route
+from compute_endpoint.interchange.routing import HARD, SOFT, Decision, Offer, Placement, Router, route
 from compute_endpoint.interchange.scheduler import Scheduler
 from compute_endpoint.protocol import Heartbeat
 
@@ -44,6 +44,16 @@ def test_with_no_unused_slot_an_idle_worker_of_another_type_is_replaced():
     decision = Router(SOFT).place(PY, pool)
     assert decision == type(decision)("ml-idle", Placement.REPLACE, evicts=ML)
     assert pool[1].warm_idle[ML] == 1
+
+
+def test_the_idle_worker_replaced_is_of_the_type_whose_tasks_came_longest_ago():
+    podman = frozenset({"podman", "charliecloud"})
+    for seed in range(10):
+        router = Router(SOFT, random.Random(seed))
+        router.place(ML, offers(Offer("a", unused=1, runtimes=podman)))  # ML's last task, then CH's
+        router.place(CH, offers(Offer("b", unused=1, runtimes=podman)))
+        pool = offers(Offer("a", warm_idle={ML: 1}, runtimes=podman), Offer("b", warm_idle={CH: 1}, runtimes=podman))
+        assert router.place(PY, pool) == Decision("a", Placement.REPLACE, evicts=ML)
 
 
 def test_a_manager_without_the_runtime_never_gets_the_task():

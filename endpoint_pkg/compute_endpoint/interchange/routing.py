@@ -13,7 +13,8 @@ down: its idle workers per type (warm), its slots with no worker at all
   (a warm hit); else to a manager chosen at random among those with an
   unused slot, which starts a worker of that type there (a cold start);
   else to one whose idle worker of another type it may replace (a cold
-  start that evicts). No task waits on a timer.
+  start that evicts): of the type whose tasks came longest ago. No task
+  waits on a timer.
 
 ``route`` takes one task per type per turn, so a type that no manager can
 take now never holds back a type that one can, and one type's backlog does
@@ -58,10 +59,9 @@ class Offer:
         runtime = runtime_of(ctype)
         return runtime is None or runtime in self.runtimes
 
-    def idle_other(self, ctype: str) -> str | None:
-        """A type of which this manager has an idle worker, other than ``ctype`` (the one most idle), or None."""
-        others = [(n, t) for t, n in self.warm_idle.items() if t != ctype and n > 0]
-        return max(others)[1] if others else None
+    def idle_others(self, ctype: str) -> list[str]:
+        """The types of which this manager has an idle worker, other than ``ctype``."""
+        return [t for t, n in self.warm_idle.items() if t != ctype and n > 0]
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,15 @@ class Router:
         self.mode = mode
         self.rng = rng or random.Random()
         self.counts = {placement: 0 for placement in Placement}
+        self._clock = 0  # placements so far: orders the types by when their tasks last came
+        self._last_used: dict[str, int] = {}
 
     def place(self, ctype: str, offers: Iterable[Offer], upto: Placement = Placement.REPLACE) -> Decision | None:
         """Where a task of ``ctype`` runs now, or None if no manager can take it yet (placing no worse than
         ``upto``: WARM only, WARM or COLD, or any). Counts down the offer."""
         capable = [o for o in offers if o.can_run(ctype)]
         if self.mode == RANDOM:  # the baseline soft routing is measured against: any manager with room
-            capable = [o for o in capable if o.unused > 0 or o.idle_other("") is not None]
+            capable = [o for o in capable if o.unused > 0 or o.idle_others("")]
             if not capable:
                 return None
             capable = [self.rng.choice(capable)]
@@ -92,25 +94,35 @@ class Router:
         if warm:
             offer = max(warm, key=lambda o: o.warm_idle[ctype])
             offer.warm_idle[ctype] -= 1
-            return self._decided(Decision(offer.manager_id, Placement.WARM))
+            return self._decided(Decision(offer.manager_id, Placement.WARM), ctype)
         if self.mode == HARD or upto == Placement.WARM:
             return None  # (hard: a manager's workers are all of its type, so none is free)
         roomy = [o for o in capable if o.unused > 0]
         if roomy:
             offer = self.rng.choice(roomy)
             offer.unused -= 1
-            return self._decided(Decision(offer.manager_id, Placement.COLD))
+            return self._decided(Decision(offer.manager_id, Placement.COLD), ctype)
         if upto == Placement.COLD:
             return None
-        replaceable = [(o, other) for o in capable if (other := o.idle_other(ctype)) is not None]
+        replaceable = [(o, other) for o in capable for other in o.idle_others(ctype)]
         if replaceable:
-            offer, other = self.rng.choice(replaceable)
+            offer, other = self._least_recently_used(replaceable)
             offer.warm_idle[other] -= 1
-            return self._decided(Decision(offer.manager_id, Placement.REPLACE, evicts=other))
+            return self._decided(Decision(offer.manager_id, Placement.REPLACE, evicts=other), ctype)
         return None
 
-    def _decided(self, decision: Decision) -> Decision:
+    def _least_recently_used(self, candidates: list[tuple[Offer, str]]) -> tuple[Offer, str]:
+        """Soft routing evicts a worker of the type whose tasks came longest ago (the least likely to come next);
+        random routing, any."""
+        if self.mode == RANDOM:
+            return self.rng.choice(candidates)
+        oldest = min(self._last_used.get(other, -1) for _, other in candidates)
+        return self.rng.choice([c for c in candidates if self._last_used.get(c[1], -1) == oldest])
+
+    def _decided(self, decision: Decision, ctype: str) -> Decision:
         self.counts[decision.placement] += 1
+        self._clock += 1
+        self._last_used[ctype] = self._clock
         return decision
 
 
