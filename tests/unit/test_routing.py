@@ -6,7 +6,7 @@ from collections import deque
 import pytest
 
 from compute_endpoint.interchange.manager_record import ManagerRecord
-from compute_endpoint.interchange.routing import HARD, SOFT, Decision, Offer, Placement, Router, route
+from compute_endpoint.interchange.routing import HARD, RANDOM, SOFT, Decision, Offer, Placement, Router, route
 from compute_endpoint.interchange.scheduler import Scheduler
 from compute_endpoint.protocol import Heartbeat
 
@@ -182,3 +182,39 @@ def test_a_types_own_warm_worker_is_not_taken_by_another_types_replacement_in_th
     placed = route(Router(SOFT), queues, pool)
     assert [(task, d.placement) for task, d in placed] == [("py-1", Placement.WARM)]
     assert list(queues[ML]) == ["ml-1"], "ML waits for a worker to free, rather than evict PY's warm one"
+
+
+def test_a_short_types_few_queued_tasks_wait_for_its_busy_workers_rather_than_evict():
+    router = Router(SOFT, random.Random(3))
+    podman = frozenset({"podman"})
+    assert not router.patient(PY, queued=1, running=1), "nothing known of PY's tasks yet: no waiting"
+    router.ran(PY, 0.05)
+    assert router.patient(PY, queued=1, running=1)
+    assert not router.patient(PY, queued=2, running=1), "more queued than running: another worker pays off"
+    queues = {PY: deque(["t1"])}
+    assert route(router, queues, [Offer("m", warm_idle={ML: 1}, runtimes=podman)], {PY: 1}) == []
+    assert list(queues[PY]) == ["t1"], "it waits for PY's busy worker; ML's idle one stays warm"
+    queues[PY].append("t2")
+    (placed,) = route(router, queues, [Offer("m", warm_idle={ML: 1}, runtimes=podman)], {PY: 1})
+    assert placed[1].placement == Placement.REPLACE
+
+
+def test_a_type_whose_tasks_run_long_evicts_at_once_and_random_routing_never_waits():
+    router = Router(SOFT)
+    router.ran(PY, 30.0)
+    assert not router.patient(PY, queued=1, running=1), "a 30 s task: a cold start beats waiting for it"
+    baseline = Router(RANDOM)
+    baseline.ran(PY, 0.05)
+    assert not baseline.patient(PY, queued=1, running=1)
+
+
+def test_a_heartbeat_older_than_the_last_batch_sent_does_not_undo_the_interchanges_count():
+    s = soft_scheduler(any_manager("m", workers=1))
+    s.advertise("m", Heartbeat(sender="m", warm_containers=[PY]))
+    s.submit("t1", b"x", ML)  # replaces the idle PY worker
+    assert placed(s.dispatch()) == {"m": ["t1"]}
+    s.complete("t1", system_failure=False)  # now an idle ML worker
+    s.advertise("m", Heartbeat(sender="m", warm_containers=[PY], last_batch=0))  # sent before t1 reached it
+    assert s.managers["m"].warm_idle == {PY: 0, ML: 1}
+    s.advertise("m", Heartbeat(sender="m", warm_containers=[ML], last_batch=1))
+    assert s.managers["m"].warm_idle == {ML: 1}

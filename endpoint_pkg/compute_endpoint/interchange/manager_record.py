@@ -18,6 +18,7 @@ class WorkerCensus(Protocol):
     busy_containers: list[str]
     cold_starts: int
     warm_hits: int
+    last_batch: int  # the newest task batch the manager had received when it said so
 
 
 @dataclass
@@ -50,7 +51,10 @@ class ManagerRecord:
         served = set(self.container_types)
         self.idle_types = dict(Counter(t for t in census.warm_containers[:self.workers] if t in served))
         self.busy_types = dict(Counter(t for t in census.busy_containers[:self.workers] if t in served))
-        self.warm_idle = dict(self.idle_types)
+        if census.last_batch >= self.batch_seq:
+            self.warm_idle = dict(self.idle_types)
+        # else tasks sent since are not in it: the interchange's own count (down at dispatch, up at each result)
+        # is newer than this word, which would mark a worker warm for a type another task has just replaced.
         self.cold_starts, self.warm_hits = max(0, census.cold_starts), max(0, census.warm_hits)
 
     def containers(self) -> dict[str, dict[str, int]]:

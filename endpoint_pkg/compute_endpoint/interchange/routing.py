@@ -23,13 +23,16 @@ every warm hit before any cold start, and cold starts before replacements.
 """
 
 import random
-from collections import deque
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 RAW = "RAW"
 HARD, SOFT, RANDOM = "hard", "soft", "random"
+# Waiting for a busy worker of its own type beats evicting another type's idle one while the type's tasks
+# typically run shorter than a container's cold start (podman's is 0.2-0.5 s here, Singularity's seconds).
+WAIT_BUDGET = 1.0
 
 
 def runtime_of(ctype: str) -> str | None:
@@ -80,6 +83,18 @@ class Router:
         self.counts = {placement: 0 for placement in Placement}
         self._clock = 0  # placements so far: orders the types by when their tasks last came
         self._last_used: dict[str, int] = {}
+        self._typical: dict[str, float] = {}  # seconds a task of each type takes, placed to result (a moving mean)
+
+    def ran(self, ctype: str, seconds: float) -> None:
+        """A task of ``ctype`` came back ``seconds`` after it was placed."""
+        before = self._typical.get(ctype)
+        self._typical[ctype] = seconds if before is None else 0.8 * before + 0.2 * seconds
+
+    def patient(self, ctype: str, queued: int, running: int) -> bool:
+        """Soft routing: whether the queued tasks of ``ctype`` had better wait for its busy workers than evict
+        another type's idle one: no more of them than are running, and those are short."""
+        typical = self._typical.get(ctype)
+        return (self.mode == SOFT and 0 < queued <= running and typical is not None and typical < WAIT_BUDGET)
 
     def place(self, ctype: str, offers: Iterable[Offer], upto: Placement = Placement.REPLACE) -> Decision | None:
         """Where a task of ``ctype`` runs now, or None if no manager can take it yet (placing no worse than
@@ -126,16 +141,21 @@ class Router:
         return decision
 
 
-def route(router: Router, queues: dict[str, deque[str]], offers: list[Offer]) -> list[tuple[str, Decision]]:
-    """Place queued tasks (by id); placed tasks leave their queue.
+def route(router: Router, queues: dict[str, deque[str]], offers: list[Offer],
+          running: Mapping[str, int] | None = None) -> list[tuple[str, Decision]]:
+    """Place queued tasks (by id); placed tasks leave their queue. ``running``: tasks of each type at managers.
 
     Three passes, each taking one task per type per turn: warm hits first for every type, then new workers in
     unused slots, then replacements. So a type's own idle warm worker is never taken from it by another type's
-    replacement in the same round.
+    replacement in the same round; and a type whose few queued tasks will soon find its busy workers free (see
+    Router.patient) replaces nothing.
     """
+    running = running or Counter()
     placed: list[tuple[str, Decision]] = []
     for upto in (Placement.WARM, Placement.COLD, Placement.REPLACE):
         waiting = [ctype for ctype, queue in queues.items() if queue]
+        if upto == Placement.REPLACE:
+            waiting = [t for t in waiting if not router.patient(t, len(queues[t]), running.get(t, 0))]
         while waiting:
             still = []
             for ctype in waiting:

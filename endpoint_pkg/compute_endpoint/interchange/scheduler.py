@@ -14,6 +14,7 @@ with free slots, sit in two rings per container type, so scheduling does not
 scan the whole manager table.
 """
 
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class TaskEntry:
     container_type: str = "RAW"
     attempts: int = 0
     manager: str | None = None
+    placed_at: float = 0.0  # monotonic, when soft routing placed it (for Router.ran)
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Scheduler:
         if record is not None and self.router is not None and record.fixed_type is None:
             # Its worker is idle again, and warm for this type, until the manager's next word.
             record.warm_idle[entry.container_type] = record.warm_idle.get(entry.container_type, 0) + 1
+            self.router.ran(entry.container_type, time.monotonic() - entry.placed_at)
         self._unassign(entry)
         if system_failure and entry.attempts <= self.max_retries and entry.data is not None:
             if was_assigned:
@@ -239,8 +242,10 @@ class Scheduler:
             while queue and self._stale(queue[0]):
                 queue.popleft()
         offers = [r.offer() for r in self.managers.values()]
+        running = Counter(self.tasks[t].container_type for r in self.managers.values() for t in r.tasks
+                          if t in self.tasks)
         plan: dict[str, tuple[ManagerRecord, list[TaskEntry]]] = {}
-        for task_id, decision in route(router, self._queues, offers):
+        for task_id, decision in route(router, self._queues, offers, running):
             entry, record = self.tasks.get(task_id), self.managers[decision.manager_id]
             if entry is None or self._stale(task_id):
                 continue
@@ -249,6 +254,7 @@ class Scheduler:
                 record.warm_idle[used] = record.warm_idle.get(used, 0) - 1
             entry.attempts += 1
             entry.manager = record.manager_id
+            entry.placed_at = time.monotonic()
             record.tasks[task_id] = record.batch_seq + 1
             plan.setdefault(record.manager_id, (record, []))[1].append(entry)
         for record, _ in plan.values():
