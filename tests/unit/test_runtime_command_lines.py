@@ -20,9 +20,10 @@ from compute_endpoint.containers.runtimes import (
     removal_commands,
     worker_command_line,
 )
+from compute_endpoint.errors import EndpointError
 from compute_endpoint.manager import worker_pool
 from compute_endpoint.paths import EndpointDir
-from compute_endpoint.providers.containers import wrap_batch, wrap_local
+from compute_endpoint.providers.containers import check_binds, wrap_batch, wrap_local
 
 from ..support.runtime_shim import DRY_RUN_ENV, install
 
@@ -163,15 +164,15 @@ def test_the_docker_shim_takes_and_refuses_what_the_docker_client_does(kind, tmp
     assert (shim.returncode == 0) == accepted, f"docker said {said!r}; the shim said {shim.stderr.strip()!r}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "providers/containers.py binds the state directory at its own path; a system endpoint's is under "
-    "/var/lib/compute-endpoint, and Shifter refuses a user volume whose destination is under /var, /etc or "
-    "/opt/udiImage (validateVolumeMap_userRequest)"))
-def test_shifter_takes_the_volumes_of_a_system_endpoint(tmp_path):
+def test_shifter_with_a_system_endpoints_state_is_refused_before_anything_starts(tmp_path):
+    # Shifter refuses user volumes onto /var (validateVolumeMap_userRequest); the shim refuses them the same way.
     engine = Engine(container_type="shifter", container_uri="docker:site/worker:1")
-    ep = EndpointDir("demo", Path("/etc/compute-endpoint/demo"), Path("/var/lib/compute-endpoint/demo"))
-    argv = wrap_local(engine, engine.container, ep, MANAGER, "block-0")
+    system = EndpointDir("demo", Path("/etc/compute-endpoint/demo"), Path("/var/lib/compute-endpoint/demo"))
+    argv = wrap_local(engine, engine.container, system, MANAGER, "block-0")
     env = install(tmp_path / "bin", tmp_path / "shim", ("shifter",))
     done = subprocess.run([str(tmp_path / "bin" / "shifter"), *argv[1:]], capture_output=True, text=True,
                           timeout=30, env={**os.environ, **env, DRY_RUN_ENV: "1"})
-    assert done.returncode == 0, done.stderr
+    assert done.returncode != 0
+    with pytest.raises(EndpointError, match="Shifter refuses volumes onto /etc, /var .* Run this endpoint per user"):
+        check_binds(engine, system)
+    check_binds(engine, EndpointDir("demo", tmp_path / "config", tmp_path / "state"))  # per user: fine

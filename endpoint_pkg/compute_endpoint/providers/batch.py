@@ -28,7 +28,7 @@ from ..manager.settings import ManagerSettings
 from ..paths import EndpointDir, ensure_private_dir, read_json, write_json
 from ..protocol import Control, ControlAction
 from .block import ACTIVE, Block, explain_end
-from .containers import wrap_batch
+from .containers import check_binds, wrap_batch
 from .strategy import Load, Strategy
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class BatchBlocks:
         self._stop = threading.Event()
         self._wake = threading.Event()  # a tick now: tasks outgrew the slots (else every strategy_period)
         self._thread = threading.Thread(target=self._run, name="blocks", daemon=True)
+        check_binds(engine, ep)
         # Jobs inherit the daemon's environment (sbatch --export=ALL): never the broker secret.
         for name in (ENV_ID, ENV_SECRET):
             os.environ.pop(name, None)

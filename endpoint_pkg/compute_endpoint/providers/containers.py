@@ -13,11 +13,13 @@ import uuid
 
 from ..config import Engine
 from ..containers.runtimes import LABEL, Container, RunContext, batch_script, command_line, removal_commands
+from ..errors import EndpointError
 from ..paths import EndpointDir
 
 log = logging.getLogger(__name__)
 
 STATE_LABEL = "compute-endpoint.state-dir"
+SHIFTER_RESERVED = ("/etc", "/var", "/opt/udiImage")  # Shifter refuses user volumes onto these
 _NAME_SENTINEL = "@@container-name@@"
 
 
@@ -26,6 +28,20 @@ def _context(engine: Engine, ep: EndpointDir, name: str) -> RunContext:
     binds += [path for path in (engine.working_dir, engine.worker_logdir_root) if path]
     return RunContext(name=name, labels={LABEL: ep.name, STATE_LABEL: str(ep.state_dir)},
                       binds=tuple(binds), env_keys=tuple(engine.worker_environment()), rundir=str(ep.state_dir))
+
+
+def check_binds(engine: Engine, ep: EndpointDir) -> None:
+    """Refuse, before anything starts, directories the runtime will not bind where the container must see them."""
+    container = engine.container
+    if container is None or container.runtime != "shifter":
+        return
+    refused = [b for b in _context(engine, ep, "").binds
+               if any(b == r or b.startswith(r + "/") for r in SHIFTER_RESERVED)]
+    if refused:
+        raise EndpointError(f"engine.container_type: shifter: Shifter refuses volumes onto /etc, /var and "
+                            f"/opt/udiImage, and the managers need {', '.join(refused)} at the same path. Run "
+                            "this endpoint per user (its state under ~/.compute_endpoint), or use apptainer, "
+                            "singularity or charliecloud, which bind any directory")
 
 
 def _in_image(engine: Engine, argv: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ from ..config import Config
 from ..manager.settings import ManagerSettings
 from ..paths import EndpointDir
 from ..procs import describe_exit, spawn, terminate
-from .containers import remove_leftovers, wrap_local
+from .containers import check_binds, remove_leftovers, wrap_local
 from .strategy import Load, Strategy
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class LocalBlocks:
         self.strategy = Strategy.for_engine(self.engine)
         self._last_decision = 0.0
         self.replaced = 0
+        check_binds(self.engine, ep)
 
     def start(self) -> None:
         remove_leftovers(self.engine.container, self.ep)  # a crashed run's containers
