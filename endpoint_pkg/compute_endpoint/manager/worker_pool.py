@@ -129,15 +129,6 @@ class WorkerPool:
             return ctype == self.options.start_type
         return ctype == RAW or ctype in self.options.containers
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Per type, its workers and how many of them are idle (what the manager advertises)."""
-        found: dict[str, dict[str, int]] = {}
-        for worker in self.workers.values():
-            entry = found.setdefault(worker.ctype, {"warm": 0, "idle": 0})
-            entry["warm"] += 1
-            entry["idle"] += worker.task is None and worker.failure is None
-        return found
-
     def spawn(self, ctype: str) -> WorkerHandle:
         """A new worker of ``ctype`` in an unused slot (the caller checked there is one)."""
         return self._spawn(ctype)
