@@ -24,7 +24,11 @@ class Backoff:
     def next_delay(self) -> float:
         step = self.step(self.attempts)
         self.attempts += 1
-        return step / 2 + self._rng() * step / 2
+        return step * self.jitter()
+
+    def jitter(self) -> float:
+        """A factor between 0.5 and 1 to spread clients that lost their connection at the same moment."""
+        return 0.5 + self._rng() / 2
 
     def reset(self) -> None:
         """Connected again: the next loss starts from the shortest delay."""

@@ -2,10 +2,13 @@
 
 How to connect (``connection_parameters``), what a failed connection means
 for the user (``describe_connection_error``), when to try again
-(``Backoff``, from ``backoff.py``), the AMQP reply codes we act on (``ReplyCode``), and which
-publish a publisher confirm is about (``ConfirmTracker``).
+(``Backoff``, from ``backoff.py``), which node of a cluster to try next
+(``NodeRotation``), how queues are declared on it (``queue_arguments``),
+the AMQP reply codes we act on (``ReplyCode``), and which publish a
+publisher confirm is about (``ConfirmTracker``).
 """
 
+import itertools
 import ssl
 from enum import IntEnum
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -17,8 +20,9 @@ from pika.exceptions import ProbableAccessDeniedError, ProbableAuthenticationErr
 
 from .backoff import Backoff
 
-__all__ = ["Backoff", "ConfirmTracker", "ReplyCode", "connection_parameters", "describe_connection_error",
-           "reply_code", "reply_text"]
+__all__ = ["Backoff", "ConfirmTracker", "NodeRotation", "ReplyCode", "broker_urls", "connection_parameters",
+           "describe_connection_error", "node_parameters", "queue_arguments", "reply_code", "reply_text",
+           "server_summary", "supports_quorum", "where"]
 
 T = TypeVar("T")
 
@@ -42,10 +46,16 @@ def reply_text(reason: BaseException) -> str:
     return str(getattr(reason, "reply_text", "") or reason)
 
 
+def broker_urls(value: str | list | tuple) -> list[str]:
+    """The nodes to try, in order: a list of URLs, or one string of URLs separated by commas."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if isinstance(item, str) and item.strip()]
+
+
 def connection_parameters(url: str, client_id: str, secret: str, *, tls_ca: str | None = None,
                           heartbeat: int = 60, connect_timeout: float = 10.0,
                           name: str = "compute-endpoint") -> pika.URLParameters:
-    """Parameters for one connection attempt; reconnecting is the caller's job (see Backoff)."""
+    """Parameters for one connection attempt to one node; reconnecting is the caller's job (see Backoff)."""
     params = pika.URLParameters(url)
     params.credentials = pika.PlainCredentials(client_id, secret, erase_on_connect=False)
     params.heartbeat = heartbeat
@@ -57,6 +67,97 @@ def connection_parameters(url: str, client_id: str, secret: str, *, tls_ca: str 
         context = ssl.create_default_context(cafile=tls_ca)
         params.ssl_options = pika.SSLOptions(context, params.host)
     return params
+
+
+def node_parameters(urls: list[str], client_id: str, secret: str, **options: Any) -> list[pika.URLParameters]:
+    """Connection parameters for each node of a broker cluster, in the order given."""
+    return [connection_parameters(url, client_id, secret, **options) for url in urls]
+
+
+def where(params: pika.ConnectionParameters) -> str:
+    """host:port of a node, as status reports and errors name it."""
+    return f"{params.host}:{params.port}"
+
+
+class NodeRotation:
+    """Which node of a broker cluster to try next.
+
+    Each attempt takes the next node in turn, so that a node that is down
+    costs one attempt, not a whole back-off; the back-off applies between
+    rounds, once every node has been tried and none answered.
+    """
+
+    def __init__(self, nodes: list[pika.ConnectionParameters], backoff: Backoff | None = None):
+        if not nodes:
+            raise ValueError("no broker node to connect to")
+        self.nodes = nodes
+        self.backoff = backoff or Backoff()
+        self._next = 0
+        self._failed_in_round = 0
+        self.current = nodes[0]
+
+    def take(self) -> pika.ConnectionParameters:
+        """The node for the next attempt."""
+        self.current = self.nodes[self._next % len(self.nodes)]
+        self._next += 1
+        return self.current
+
+    def peek(self) -> pika.ConnectionParameters:
+        """The node the next attempt will take."""
+        return self.nodes[self._next % len(self.nodes)]
+
+    def failed(self) -> float:
+        """The attempt on ``current`` failed: seconds to wait before the next one."""
+        self._failed_in_round += 1
+        if self._failed_in_round < len(self.nodes):
+            return 0.0
+        self._failed_in_round = 0
+        return self.backoff.next_delay()
+
+    def lost(self) -> float:
+        """A working connection was lost: try the next node soon, with jitter, so clients spread out."""
+        self._failed_in_round = 1 if len(self.nodes) > 1 else 0
+        return self.backoff.next_delay() if len(self.nodes) == 1 else self.backoff.first * self.backoff.jitter()
+
+    def connected(self) -> None:
+        self.backoff.reset()
+        self._failed_in_round = 0
+        self._next = self.nodes.index(self.current) + 1
+
+
+QUORUM_MIN_VERSION = (3, 10)  # quorum queues with message TTL, x-expires and x-max-length
+
+
+def server_summary(server_properties: dict | None) -> dict[str, str]:
+    """The cluster name and RabbitMQ version a node announced when the connection opened."""
+    def text(value: Any) -> str:
+        return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
+
+    return {key: text((server_properties or {}).get(key)) for key in ("cluster_name", "version")}
+
+
+def server_version(text: str) -> tuple[int, ...]:
+    """(3, 10, 8) from "3.10.8"; () when there is no version."""
+    parts = []
+    for piece in text.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def supports_quorum(version_text: str) -> bool:
+    version = server_version(version_text)
+    return bool(version) and version >= QUORUM_MIN_VERSION
+
+
+def queue_arguments(arguments: dict | None, quorum: bool) -> dict:
+    """A queue's declaration arguments, with ``x-queue-type`` when it is to be a quorum queue."""
+    declared = dict(arguments or {})
+    if quorum:
+        declared["x-queue-type"] = "quorum"
+    return declared
 
 
 class ConnectionFailure(NamedTuple):

@@ -336,7 +336,7 @@ def status(home: EndpointHome, name: str, timeout: float = 5.0, assume_running: 
     if result["state"] != State.RUNNING.value and not assume_running:
         return result
     try:
-        url, tls_ca = owners_config(ep, lambda config: (config.broker.url, config.broker.tls_ca))
+        url, tls_ca = owners_config(ep, lambda config: (config.broker.urls, config.broker.tls_ca))
         identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
         client = Client(url, identity.client_id, identity.secret, tls_ca)
         reply = client.send_command(result["endpoint_id"], CommandAction.STATUS, timeout=timeout, owner=result["owner"])
@@ -356,7 +356,7 @@ def delete(home: EndpointHome, name: str, progress: Progress, keep_queues: bool 
     note = ""
     if info.get("endpoint_id") and not keep_queues:
         try:
-            url, tls_ca = owners_config(ep, lambda config: (config.broker.url, config.broker.tls_ca))
+            url, tls_ca = owners_config(ep, lambda config: (config.broker.urls, config.broker.tls_ca))
             identity = resolve_identity(CredentialStore(ep.credentials_file, home.key_file), name)
             client = Client(url, identity.client_id, identity.secret, tls_ca)
             deleted = client.delete_endpoint_queues(info["endpoint_id"], info.get("owner"))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from compute_endpoint.protocol.broker_names import EndpointNames
 from compute_endpoint.sdk import Client, Executor
 
 from .broker import BROKER_URL
@@ -87,6 +88,11 @@ class EndpointUnderTest:
     @property
     def endpoint_id(self) -> str:
         return self.info()["endpoint_id"]
+
+    @property
+    def names(self) -> EndpointNames:
+        """Its queues and routing keys on the broker."""
+        return EndpointNames(self.identity.client_id, self.endpoint_id)
 
     def components(self) -> dict:
         return json.loads((self.dir / "components.json").read_text())

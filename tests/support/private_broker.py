@@ -62,6 +62,15 @@ class PrivateBroker:
                 raise RuntimeError(f"private RabbitMQ node did not open port {self.port}")
             time.sleep(0.1)
 
+    def pid(self) -> int | None:
+        """The Erlang VM's pid while it runs."""
+        try:
+            pid = int((self.dir / "node.pid").read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
     def shutdown(self) -> None:
         """Stop the whole node (the Erlang VM), as a server restart does."""
         self.ctl("stop", str(self.dir / "node.pid"), check=False)
@@ -82,6 +91,16 @@ class PrivateBroker:
         self.ctl("set_permissions", "-p", "/", name, grants["configure"], grants["write"], grants["read"])
         for exchange, topic in grants["topic"].items():
             self.ctl("set_topic_permissions", "-p", "/", name, exchange, topic["write"], topic["read"])
+
+    def add_identity_random(self):
+        """A new identity with the README's grants; returns it (an Identity)."""
+        import secrets
+
+        from compute_endpoint.credentials import Identity
+
+        identity = Identity(f"dora-{secrets.token_hex(3)}", secrets.token_hex(18))
+        self.add_identity(identity.client_id, identity.secret)
+        return identity
 
     def declare_exchanges(self) -> None:
         import pika

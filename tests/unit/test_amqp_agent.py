@@ -6,6 +6,7 @@ from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from compute_endpoint.broker import ReplyCode
 from compute_endpoint.endpoint.amqp import COMMAND_PREFETCH, AmqpAgent, Delivery
+from compute_endpoint.endpoint.queues import QueueSettings
 from compute_endpoint.protocol.broker_names import EndpointNames
 
 from ..support.fakes import FakeChannel, FakeConnection, FakeLoop
@@ -34,8 +35,8 @@ class Broker:
     def __init__(self, identity: str = "alice"):
         self.loop = FakeLoop()
         self.daemon = Recorder()
-        params = pika.URLParameters("amqp://127.0.0.1:5672/%2F")
-        self.agent = AmqpAgent(self.loop, params, NAMES, self.daemon, identity)
+        nodes = [pika.URLParameters("amqp://127.0.0.1:5672/%2F")]
+        self.agent = AmqpAgent(self.loop, nodes, NAMES, self.daemon, identity)
         self.connection = FakeConnection()
         self.agent._connection = self.connection
         self.channel = self.open_channel()
@@ -184,17 +185,78 @@ def test_a_cancel_while_stopping_declares_nothing():
     assert len(b.channel.calls) == calls
 
 
-def test_a_queue_declared_with_other_arguments_is_fatal_and_says_how_to_fix_it():
-    """A 406 at declare would come back on every reconnect: the operator must act, and is told how."""
-    b = Broker()
+def _at_tasks_declare(b: Broker) -> None:
     for _ in range(3):  # confirm mode and both exchanges: the tasks queue's declare is waiting
         b.channel.answer()
     assert b.agent._step == f"declaring {NAMES.tasks_queue}"
+
+
+def test_a_queue_declared_with_other_arguments_is_fatal_and_says_how_to_fix_it():
+    """A 406 at declare would come back on every reconnect: the operator must act, and is told how."""
+    b = Broker()
+    _at_tasks_declare(b)
     b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.PRECONDITION_FAILED,
-                                                     "inequivalent arg 'x-queue-type' for queue"))
+                                                     "inequivalent arg 'x-max-length' for queue"))
     name, message = b.daemon.events[-1]
     assert name == "on_fatal"
-    assert f"rabbitmqctl delete_queue {NAMES.tasks_queue}" in message and "inequivalent arg" in message
+    assert "compute-endpoint migrate-queues" in message and "inequivalent arg" in message
+
+
+def _on_rabbitmq(version: str, queue_type: str = "auto") -> Broker:
+    """An agent whose connection opened to a node of this RabbitMQ version."""
+    b = Broker()
+    b.agent.queues.settings = QueueSettings(queue_type, delivery_limit=4)
+    b.connection.server_properties = {"version": version.encode(), "cluster_name": b"rabbit@q1"}
+    b.agent._on_connection_open(b.connection)
+    b.channel = b.open_channel()
+    return b
+
+
+def _declared_arguments(b: Broker) -> dict[str, dict]:
+    return {c.args[0]: c.kwargs["arguments"] for c in b.channel.calls if c.name == "queue_declare"}
+
+
+def test_on_rabbitmq_3_10_every_queue_is_a_quorum_queue_and_tasks_have_a_delivery_limit_into_the_dead_letters():
+    b = _on_rabbitmq("3.10.8")
+    b.channel.answer_all()
+    args = _declared_arguments(b)
+    assert {queue: a["x-queue-type"] for queue, a in args.items()} == dict.fromkeys(
+        [NAMES.tasks_queue, NAMES.commands_queue, NAMES.status_queue, NAMES.dead_queue], "quorum")
+    assert args[NAMES.tasks_queue] == {"x-queue-type": "quorum", "x-delivery-limit": 4, "x-dead-letter-exchange":
+                                       "ce.tasks", "x-dead-letter-routing-key": NAMES.dead_key}
+    assert args[NAMES.commands_queue]["x-message-ttl"] and args[NAMES.status_queue]["x-max-length"] == 1
+    assert b.agent.describe()["queue_types"] == dict.fromkeys(["tasks", "commands", "status", "dead"], "quorum")
+    assert b.agent.describe()["cluster"] == "rabbit@q1" and b.agent.ready
+
+
+def test_an_older_broker_or_queue_type_classic_gets_classic_queues_as_before():
+    for b in (_on_rabbitmq("3.8.9"), _on_rabbitmq("3.12.0", queue_type="classic")):
+        b.channel.answer_all()
+        assert not any("x-queue-type" in a for a in _declared_arguments(b).values())
+        assert b.agent.ready
+
+
+def test_queue_type_quorum_on_a_broker_without_them_is_fatal_and_names_the_version():
+    b = Broker()
+    b.agent.queues.settings = QueueSettings("quorum")
+    b.connection.server_properties = {"version": b"3.8.9"}
+    b.agent._on_connection_open(b.connection)
+    name, message = b.daemon.events[-1]
+    assert name == "on_fatal" and "3.8.9" in message and "broker.queue_type: auto" in message
+
+
+def test_under_auto_a_queue_that_exists_as_a_classic_queue_is_kept_and_the_declarations_start_again():
+    """An endpoint upgraded in place keeps serving from its classic queues: nothing in them is lost."""
+    b = _on_rabbitmq("3.10.8")
+    _at_tasks_declare(b)
+    b.channel.closed_by_broker(ChannelClosedByBroker(ReplyCode.PRECONDITION_FAILED,
+                                                     "inequivalent arg 'x-queue-type' for queue"))
+    assert "on_fatal" not in b.daemon.names() and b.connection.channels_opened == 2  # (the first by the open)
+    b.channel = b.open_channel()
+    b.channel.answer_all()
+    args = _declared_arguments(b)
+    assert args[NAMES.tasks_queue] == {} and args[NAMES.dead_queue]["x-queue-type"] == "quorum"
+    assert b.agent.describe()["queue_types"]["tasks"] == "classic" and b.agent.ready
 
 
 def test_a_publish_the_broker_refuses_is_told_why_and_the_agent_reconnects():

@@ -4,7 +4,14 @@ import pika
 import pytest
 from pika.exceptions import ProbableAuthenticationError
 
-from compute_endpoint.broker import Backoff, ConfirmTracker, describe_connection_error
+from compute_endpoint.broker import (
+    Backoff,
+    ConfirmTracker,
+    NodeRotation,
+    broker_urls,
+    describe_connection_error,
+    supports_quorum,
+)
 
 from ..support.fakes import confirm_frame
 
@@ -50,3 +57,50 @@ def test_a_lost_channel_returns_what_was_unsettled_and_numbering_starts_again():
 def test_a_failed_connection_is_described_for_the_user(error, fatal, text):
     failure = describe_connection_error(error, pika.URLParameters("amqp://127.0.0.1:5672/%2F"), "alice")
     assert failure.fatal is fatal and text in failure.message
+
+
+def _nodes(*ports: int) -> list[pika.URLParameters]:
+    return [pika.URLParameters(f"amqp://127.0.0.1:{port}/%2F") for port in ports]
+
+
+def test_the_nodes_of_a_cluster_are_tried_in_turn_and_the_back_off_comes_only_after_a_whole_round():
+    rotation = NodeRotation(_nodes(1, 2, 3), Backoff(rng=lambda: 0.0))
+    tried, delays = [], []
+    for _ in range(6):
+        tried.append(rotation.take().port)
+        delays.append(rotation.failed())
+    assert tried == [1, 2, 3, 1, 2, 3]
+    assert delays == [0, 0, 0.25, 0, 0, 0.5], "a node that is down costs one attempt, not a back-off"
+
+
+def test_a_lost_connection_moves_to_the_next_node_at_once_and_spreads_clients_with_jitter():
+    rotation = NodeRotation(_nodes(1, 2, 3), Backoff(rng=lambda: 0.0))
+    assert rotation.take().port == 1
+    rotation.connected()
+    assert 0 < rotation.lost() <= Backoff().first
+    assert rotation.take().port == 2
+    assert rotation.failed() == 0 and rotation.take().port == 3
+    assert rotation.failed() > 0, "the lost node and both others have failed: back off"
+
+
+def test_a_single_broker_keeps_the_plain_back_off():
+    rotation = NodeRotation(_nodes(1), Backoff(rng=lambda: 0.0))
+    rotation.take()
+    assert [rotation.failed() for _ in range(3)] == [0.25, 0.5, 1]
+    rotation.connected()
+    assert rotation.lost() == 0.25
+
+
+@pytest.mark.parametrize(("value", "urls"), [
+    ("amqp://a:1/%2F", ["amqp://a:1/%2F"]),
+    ("amqp://a:1/%2F, amqp://b:2/%2F,", ["amqp://a:1/%2F", "amqp://b:2/%2F"]),
+    (["amqps://a/%2F", " amqps://b/%2F "], ["amqps://a/%2F", "amqps://b/%2F"]),
+])
+def test_broker_urls_are_a_list_or_a_string_separated_by_commas(value, urls):
+    assert broker_urls(value) == urls
+
+
+@pytest.mark.parametrize(("version", "quorum"), [("3.10.8", True), ("3.13.7", True), ("4.0.5", True),
+                                                 ("3.9.29", False), ("3.8.0", False), ("", False), ("x", False)])
+def test_quorum_queues_are_used_from_rabbitmq_3_10(version, quorum):
+    assert supports_quorum(version) is quorum

@@ -175,3 +175,29 @@ def test_allowed_submitters_are_broker_identities():
     assert config.allowed_submitters == ["bob", "carol-2"]
     with pytest.raises(ConfigError, match="allowed_submitters: expected broker identities"):
         load_yaml_text("allowed_submitters: ['bob.evil']\n", "config.yaml")
+
+
+def test_a_broker_cluster_is_a_list_of_urls_each_checked_and_amqp_port_applies_to_every_node():
+    config = load_yaml_text("broker:\n  url: [amqps://q1/%2F, amqps://q2:5671/%2F, amqps://q3/%2F]\n"
+                            "  tls_ca: /etc/ssl/ca.pem\namqp_port: 5999\n", "config.yaml")
+    assert config.broker.urls == ["amqps://q1:5999/%2F", "amqps://q2:5999/%2F", "amqps://q3:5999/%2F"]
+    assert config.broker.queue_type == "auto" and config.broker.delivery_limit == 10
+
+
+@pytest.mark.parametrize(("url", "error"), [
+    ("[amqps://q1/%2F, 'amqp://alice:pw@q2/%2F']", "must not contain a user name or password"),
+    ("[amqps://q1/%2F, amqp://q2/%2F]", "amqp:// to q2 would send the broker password"),
+    ("[amqps://q1/%2F, 5]", "expected URLs"),
+    ("[]", "names no broker"),
+    ("{a: 1}", "expected a URL or a list of URLs"),
+])
+def test_every_node_of_a_broker_cluster_is_checked_and_a_bad_one_named(url, error):
+    with pytest.raises(ConfigError, match=error):
+        load_yaml_text(f"broker:\n  url: {url}\n", "config.yaml")
+
+
+def test_queue_type_and_delivery_limit_are_checked():
+    with pytest.raises(ConfigError, match="expected one of: auto, quorum, classic"):
+        load_yaml_text("broker: {queue_type: mirrored}\n", "config.yaml")
+    with pytest.raises(ConfigError, match="at least 1"):
+        load_yaml_text("broker: {delivery_limit: 0}\n", "config.yaml")

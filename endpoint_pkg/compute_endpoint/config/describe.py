@@ -32,7 +32,7 @@ def describe(config: Config) -> list[tuple[str, str]]:
                                   f"{engine.container_python}" + (f"; options: {container.options}"
                                                                    if container.options else "")))
     rows.append(("Address", _address(config)))
-    rows.append(("Broker", config.broker.url))
+    rows.append(("Broker", ", ".join(config.broker.urls)))
     rows += [("Note", note) for note in engine.notes]
     return rows
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..addresses import is_loopback
+from ..broker import broker_urls
 from ..containers.registry import Registry, parse_registry
 from ..containers.runtimes import NO_DOCKER_WORKERS, RUNTIMES, Container, ContainerError
 from ..protocol.broker_names import IDENTITY_PATTERN
@@ -211,20 +212,46 @@ class Engine:
 class Broker:
     """Where the broker is. Credentials never live here (see ``compute-endpoint login``)."""
 
-    url: str = setting(DEFAULT_BROKER_URL, kind=str, doc="amqp:// or amqps:// URL, no user or password")
+    url: str | list = setting(DEFAULT_BROKER_URL, kind=object,
+                              doc="amqp:// or amqps:// URL, no user or password; a list for the nodes of a cluster")
     tls_ca: str | None = setting(None, kind=str, nullable=True, doc="CA bundle to verify an amqps:// broker")
     heartbeat: int = setting(60, kind=int, minimum=0, doc="AMQP heartbeat in seconds (0 disables)")
     connect_timeout: float = setting(10.0, kind=float, positive=True, doc="seconds to wait for a connection")
     allow_plaintext: bool = setting(False, kind=bool,
                                     doc="accept an amqp:// URL to another host (password and tasks in clear)")
+    queue_type: str = setting("auto", kind=str, choices=("auto", "quorum", "classic"),
+                              doc="the endpoint's queues: quorum (replicated), classic, or auto (quorum when the "
+                                  "broker has it, keeping queues that exist as they are)")
+    delivery_limit: int = setting(10, kind=int, minimum=1,
+                                  doc="deliveries of a task (quorum queues) before the broker dead-letters it")
+    urls: list[str] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def __post_init__(self):
         check_fields(self)
-        parts = urlsplit(self.url)
+        if not isinstance(self.url, (str, list)):
+            raise ConfigError("url", f"expected a URL or a list of URLs, got {type(self.url).__name__} {self.url!r}")
+        self.urls = broker_urls(self.url)
+        if not self.urls:
+            raise ConfigError("url", "names no broker: give an amqp:// or amqps:// URL, or a list of them")
+        bad = [item for item in (self.url if isinstance(self.url, list) else []) if not isinstance(item, str)]
+        if bad:
+            raise ConfigError("url", f"expected URLs (strings) in the list, got {bad[0]!r}")
+        for url in self.urls:
+            self._check_url(url)
+        if self.tls_ca and any(urlsplit(url).scheme != "amqps" for url in self.urls):
+            raise ConfigError("tls_ca", "is set but a broker URL is not amqps://")
+
+    def set_port(self, port: int) -> None:
+        """Every node's URL with this port in place of its own (the upstream ``amqp_port``)."""
+        self.urls = [_with_port(url, port) for url in self.urls]
+        self.url = self.urls if len(self.urls) > 1 else self.urls[0]
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps"):
-            raise ConfigError("url", f"expected an amqp:// or amqps:// URL, got {self.url!r}")
+            raise ConfigError("url", f"expected an amqp:// or amqps:// URL, got {url!r}")
         if not parts.hostname:
-            raise ConfigError("url", f"has no host name: {self.url!r}")
+            raise ConfigError("url", f"has no host name: {url!r}")
         if parts.password is not None or parts.username is not None:
             raise ConfigError(
                 "url",
@@ -236,8 +263,6 @@ class Broker:
                 "url",
                 f"amqp:// to {parts.hostname} would send the broker password and every task in clear: use "
                 "amqps:// (with tls_ca), or set broker.allow_plaintext: true on a network you trust")
-        if self.tls_ca and parts.scheme != "amqps":
-            raise ConfigError("tls_ca", "is set but the broker URL is not amqps://")
 
 
 _HASH = re.compile(r"^[0-9a-f]{16,64}$")
@@ -335,6 +360,10 @@ class Config:
     def _set_broker_port(self, port: int) -> None:
         if port > 65535:
             raise ConfigError("amqp_port", f"expected a TCP port (1-65535), got {port}")
-        parts = urlsplit(self.broker.url)
-        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
-        self.broker.url = parts._replace(netloc=f"{host}:{port}").geturl()
+        self.broker.set_port(port)
+
+
+def _with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return parts._replace(netloc=f"{host}:{port}").geturl()

@@ -21,12 +21,22 @@ import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
-from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code, reply_text
+from ..broker import (
+    ConfirmTracker,
+    NodeRotation,
+    ReplyCode,
+    describe_connection_error,
+    reply_code,
+    reply_text,
+    server_summary,
+    where,
+)
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames
+from .queues import EndpointQueues, QueueSettings
+from .refusals import refusal_advice
 
 log = logging.getLogger(__name__)
 
-COMMAND_TTL_MS = 60_000
 COMMAND_PREFETCH = 10
 MAX_PREFETCH = 65_535  # basic.qos carries the count in 16 bits
 
@@ -60,10 +70,13 @@ class AgentCallbacks(Protocol):
 
 
 class AmqpAgent:
-    def __init__(self, ioloop: IOLoop, params: pika.ConnectionParameters, names: EndpointNames,
-                 callbacks: AgentCallbacks, identity: str):
+    def __init__(self, ioloop: IOLoop, nodes: list[pika.ConnectionParameters], names: EndpointNames,
+                 callbacks: AgentCallbacks, identity: str, queues: QueueSettings = QueueSettings()):
         self._ioloop = ioloop
-        self._params = params
+        self._nodes = NodeRotation(nodes)
+        self.queues = EndpointQueues(names, queues)
+        self.server: dict[str, str] = {}  # the node in use: its cluster's name and RabbitMQ version
+        self.connections = 0  # connections made, the first included: more than one is a failover or reconnect
         self._names = names
         self._cb = callbacks
         self._identity = identity
@@ -73,7 +86,6 @@ class AmqpAgent:
         self.ready = False
         self.was_ready = False  # consumed before: an "exclusive use" refusal is then our own stale consumer
         self._stopping = False
-        self._backoff = Backoff()
         self._prefetch: int | None = None  # None until the interchange reports its capacity
         self._passive_exchanges = True
         self._confirms: ConfirmTracker[Callable[[bool], None]] = ConfirmTracker()
@@ -91,21 +103,26 @@ class AmqpAgent:
         self._stopping = False
         self._connect()
 
+    @property
+    def node(self) -> str:
+        """host:port of the broker node in use (or tried next, while reconnecting)."""
+        return where(self._nodes.current)
+
     def _connect(self) -> None:
         self._step = "connecting"
         self._connection = SelectConnection(
-            self._params, on_open_callback=self._on_connection_open,
+            self._nodes.take(), on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_connection_open_error,
             on_close_callback=self._on_connection_closed, custom_ioloop=self._ioloop,
         )
 
     def _on_connection_open_error(self, _conn: SelectConnection, error: BaseException) -> None:
-        fatal, message = describe_connection_error(error, self._params, self._identity)
+        fatal, message = describe_connection_error(error, self._nodes.current, self._identity)
         if fatal:
             self._cb.on_fatal(message)
         elif not self._stopping:
             self._cb.on_lost(message)
-            self._schedule_reconnect()
+            self._schedule_reconnect(self._nodes.failed())
         else:
             self._cb.on_stopped()
 
@@ -118,12 +135,11 @@ class AmqpAgent:
         if isinstance(reason, ConnectionClosedByBroker) and reply_code(reason) == ReplyCode.ACCESS_REFUSED:
             self._cb.on_fatal(f"the broker closed the connection: {reply_text(reason)}")
             return
-        self._cb.on_lost(f"connection to the broker lost: {reason}")
-        self._schedule_reconnect()
+        self._cb.on_lost(f"connection to the broker at {self.node} lost: {reason}")
+        self._schedule_reconnect(self._nodes.lost())
 
-    def _schedule_reconnect(self) -> None:
-        delay = self._backoff.next_delay()
-        log.info("reconnecting to the broker in %.1fs (attempt %d)", delay, self._backoff.attempts)
+    def _schedule_reconnect(self, delay: float) -> None:
+        log.info("reconnecting to the broker at %s in %.1fs", where(self._nodes.peek()), delay)
         self._ioloop.call_later(delay, self._reconnect)
 
     def _reconnect(self) -> None:
@@ -131,6 +147,14 @@ class AmqpAgent:
             self._connect()
 
     def _on_connection_open(self, connection: SelectConnection) -> None:
+        self.server = server_summary(connection.server_properties)
+        self.connections += 1
+        refusal = self.queues.choose_type(self.server, self.node)
+        if refusal:
+            self._cb.on_fatal(refusal)
+            self._stopping = True
+            connection.close()
+            return
         connection.channel(on_open_callback=self._on_channel_open)
 
     # --- channel and declarations ----------------------------------------------
@@ -165,7 +189,15 @@ class AmqpAgent:
             if conn and conn.is_open:
                 conn.channel(on_open_callback=self._on_channel_open)
                 return
-        fatal = self._fatal_message(code, text) if by_broker and not refused else None
+        declaring = self._step.removeprefix("declaring ") if self._step.startswith("declaring ") else ""
+        kept = by_broker and code == ReplyCode.PRECONDITION_FAILED and self.queues.keep_classic(declaring, text)
+        if kept and conn and conn.is_open:
+            conn.channel(on_open_callback=self._on_channel_open)  # declare it again, as the classic queue it is
+            return
+        fatal = None
+        if by_broker and not refused:
+            fatal = refusal_advice(code, text, self._step, was_ready=self.was_ready, identity=self._identity,
+                                   owner=self._names.owner, creating_exchanges=not self._passive_exchanges)
         if fatal:
             self._cb.on_fatal(fatal)
             self._stopping = True
@@ -176,43 +208,11 @@ class AmqpAgent:
         if conn and conn.is_open:
             conn.close()
 
-    def _fatal_message(self, code: int, text: str) -> str | None:
-        """What to tell the operator when the broker refuses what only they can fix; None to retry."""
-        if code == ReplyCode.ACCESS_REFUSED and "exclusive use" in text and self.was_ready:
-            return None  # our own consumer on a connection the broker has not yet found dead: it soon will
-        if code == ReplyCode.ACCESS_REFUSED:
-            return self._refusal_message(text)
-        if code == ReplyCode.PRECONDITION_FAILED and self._step.startswith("declaring"):
-            queue = self._step.removeprefix("declaring ")
-            return (f"the broker has a queue {queue} with other arguments than this endpoint declares ({text}); "
-                    f"an administrator must move its messages and delete it (`rabbitmqctl delete_queue {queue}`), "
-                    "then start the endpoint again")
-        return None
-
-    def _refusal_message(self, reply_text: str) -> str:
-        if "exclusive use" in reply_text:
-            return (f"another daemon of this endpoint is already taking its tasks ({reply_text}): it runs on another "
-                    "host sharing this endpoint's directory; stop it there first (`compute-endpoint stop`)")
-        if self._step.startswith("exchange") and not self._passive_exchanges:
-            return (f"the broker has no exchange {TASK_EXCHANGE!r}/{RESULT_EXCHANGE!r} and identity "
-                    f"{self._identity!r} may not create them ({reply_text}); an administrator must set up the "
-                    "broker (see README: Broker setup)")
-        if self._identity != self._names.owner:
-            return (f"the broker refused identity {self._identity!r} access to this endpoint, which belongs to "
-                    f"{self._names.owner!r} ({reply_text}); only the owner can start an endpoint: use the "
-                    "owner's credentials")
-        return (f"the broker refused identity {self._identity!r} while {self._step} ({reply_text}); "
-                "check its permissions (see README: Broker setup)")
-
-    def _queues(self) -> dict[str, tuple[str, str, dict | None]]:
-        """Each queue of the endpoint: (name, routing key, arguments)."""
-        n = self._names
-        return {
-            "tasks": (n.tasks_queue, n.tasks_key, None),
-            "commands": (n.commands_queue, n.commands_key, {"x-message-ttl": COMMAND_TTL_MS}),
-            "status": (n.status_queue, n.status_key, {"x-max-length": 1}),
-            "dead": (n.dead_queue, n.dead_key, None),
-        }
+    def describe(self) -> dict:
+        """The broker link, for status: the node in use and what its cluster and queues are."""
+        return {"node": self.node, "cluster": self.server.get("cluster_name", ""),
+                "version": self.server.get("version", ""), "nodes": [where(p) for p in self._nodes.nodes],
+                "connections": self.connections, "queue_types": self.queues.types()}
 
     def _queue_steps(self, queue: str, key: str, arguments: dict | None) -> list[Step]:
         ch = self._channel
@@ -228,7 +228,7 @@ class AmqpAgent:
 
     def _declare(self) -> None:
         steps = [self._exchange_step(exchange) for exchange in (TASK_EXCHANGE, RESULT_EXCHANGE)]
-        for queue in self._queues().values():
+        for queue in self.queues.all():
             steps += self._queue_steps(*queue)
         steps += self._command_steps()
         self._run_steps(iter(steps), self._consume)
@@ -257,7 +257,7 @@ class AmqpAgent:
     def _consume(self) -> None:
         self._step = "consuming"
         self.ready = self.was_ready = True
-        self._backoff.reset()
+        self._nodes.connected()
         self._start_task_consumer()
         self._cb.on_ready()
 
@@ -295,11 +295,11 @@ class AmqpAgent:
         tag = frame.method.consumer_tag
         if tag == self._task_consumer:
             self._task_consumer = None
-            queue = self._queues()["tasks"]
+            queue = self.queues["tasks"]
             steps, then = self._queue_steps(*queue), self._start_task_consumer
         elif tag == self._command_consumer:
             self._command_consumer = None
-            queue = self._queues()["commands"]
+            queue = self.queues["commands"]
             steps, then = self._queue_steps(*queue) + self._command_steps(), None
         else:
             return

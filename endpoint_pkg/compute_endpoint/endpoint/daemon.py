@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pika
 from pika.adapters.select_connection import IOLoop
 
-from ..broker import connection_parameters
+from ..broker import node_parameters, where
 from ..config import Config
 from ..credentials import Identity
 from ..limits import deadline_after, effective_walltime
@@ -40,6 +40,7 @@ from .dead_letters import DeadLetters
 from .inflight import DeliveryGroup, InflightLedger, InflightTask, Receipt
 from .interchange_link import InterchangeLink
 from .publisher import ResultOutbox
+from .queues import QueueSettings
 from .reload import reload_file
 from .status import DaemonSnapshot, DaemonState, StatusBuilder
 
@@ -60,11 +61,12 @@ class EndpointDaemon:
         self.names = EndpointNames(owner, endpoint_id)
         self.ioloop = IOLoop()
         broker = config.broker
-        params = connection_parameters(broker.url, identity.client_id, identity.secret, tls_ca=broker.tls_ca,
-                                       heartbeat=broker.heartbeat, connect_timeout=broker.connect_timeout,
-                                       name=f"compute-endpoint {ep.name}")
-        self.broker_where = f"{params.host}:{params.port}"
-        self.agent = AmqpAgent(self.ioloop, params, self.names, self, identity.client_id)
+        nodes = node_parameters(broker.urls, identity.client_id, identity.secret, tls_ca=broker.tls_ca,
+                                heartbeat=broker.heartbeat, connect_timeout=broker.connect_timeout,
+                                name=f"compute-endpoint {ep.name}")
+        self.broker_where = ", ".join(where(params) for params in nodes)
+        self.agent = AmqpAgent(self.ioloop, nodes, self.names, self, identity.client_id,
+                               QueueSettings(broker.queue_type, broker.delivery_limit))
         self.components = components
         self.link = InterchangeLink(self.ioloop, components.interchange_address, self._on_interchange)
         self.ledger = InflightLedger()
@@ -355,7 +357,8 @@ class EndpointDaemon:
         return DaemonSnapshot(
             name=self.ep.name, names=self.names, config=self.config, state=self.state, interchange=self.ix_status,
             managers=self.ix_managers, tasks_outstanding=len(self.ledger), tasks_completed=self.ledger.completed,
-            broker_connected=self.agent.ready, broker_messages=self.agent.counts, pids=self.components.pids(),
+            broker_connected=self.agent.ready, broker_messages=self.agent.counts,
+            broker_link=self.agent.describe(), pids=self.components.pids(),
             interchange_restarts=self.components.interchange_restarts,
             managers_replaced=self.components.managers_replaced, prefetch=self.agent.prefetch,
             internal_errors=self.internal_errors, blocks=self.components.describe_blocks(),

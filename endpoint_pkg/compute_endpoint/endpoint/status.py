@@ -37,6 +37,7 @@ class DaemonSnapshot:
     tasks_completed: int
     broker_connected: bool
     broker_messages: dict[str, int]
+    broker_link: dict = field(default_factory=dict)  # AmqpAgent.describe(): node in use, cluster, queue types
     pids: dict = field(default_factory=dict)
     interchange_restarts: int = 0
     managers_replaced: int = 0
@@ -94,7 +95,7 @@ class StatusBuilder:
             "state": "Degraded" if degraded and snap.state == DaemonState.ONLINE else _SHOWN_AS[snap.state],
             "degraded": degraded,
             "broker": {"url": snap.config.broker.url, "connected": snap.broker_connected,
-                       "messages": dict(snap.broker_messages), "prefetch": snap.prefetch},
+                       "messages": dict(snap.broker_messages), "prefetch": snap.prefetch, **snap.broker_link},
             "queues": snap.names.as_dict(),
             **self._counts(snap),
             "tasks_outstanding": snap.tasks_outstanding,

@@ -12,7 +12,7 @@ from typing import Any
 import pika
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
-from ..broker import ReplyCode, connection_parameters, describe_connection_error
+from ..broker import ReplyCode, broker_urls, describe_connection_error, node_parameters
 from ..config.model import DEFAULT_BROKER_URL
 from ..credentials import Identity
 from ..credentials.identity import identity_from_env
@@ -33,27 +33,40 @@ def sdk_identity(client_id: str | None, client_secret: str | None) -> Identity:
     return identity
 
 
-def sdk_parameters(broker_url: str | None, identity: Identity, tls_ca: str | None,
-                   name: str) -> pika.URLParameters:
-    url = broker_url or os.environ.get("COMPUTE_BROKER_URL") or DEFAULT_BROKER_URL
-    return connection_parameters(url, identity.client_id, identity.secret, tls_ca=tls_ca, name=name)
+BrokerURL = str | list[str] | tuple[str, ...] | None
+
+
+def sdk_parameters(broker_url: BrokerURL, identity: Identity, tls_ca: str | None,
+                   name: str) -> list[pika.URLParameters]:
+    """Parameters for each broker node: ``broker_url`` (a URL, a list, or URLs separated by commas), else
+    ``COMPUTE_BROKER_URL`` (the same), else the local broker."""
+    urls = broker_urls(broker_url or os.environ.get("COMPUTE_BROKER_URL") or DEFAULT_BROKER_URL)
+    if not urls:
+        raise SDKError(f"no broker URL in {broker_url!r}")
+    return node_parameters(urls, identity.client_id, identity.secret, tls_ca=tls_ca, name=name)
 
 
 class Client:
-    def __init__(self, broker_url: str | None = None, client_id: str | None = None,
+    def __init__(self, broker_url: BrokerURL = None, client_id: str | None = None,
                  client_secret: str | None = None, tls_ca: str | None = None):
         self.identity = sdk_identity(client_id, client_secret)
-        self.params = sdk_parameters(broker_url, self.identity, tls_ca, "compute-endpoint client")
+        self.nodes = sdk_parameters(broker_url, self.identity, tls_ca, "compute-endpoint client")
 
     def _names(self, endpoint_id: str, owner: str | None) -> EndpointNames:
         return EndpointNames(owner or self.identity.client_id, str(endpoint_id))
 
     def _connect(self) -> pika.BlockingConnection:
-        try:
-            return pika.BlockingConnection(self.params)
-        except AMQPConnectionError as exc:
-            failure = describe_connection_error(exc, self.params, self.identity.client_id)
-            raise BrokerUnavailableError(failure.message) from None
+        """A connection to the first node that answers, in the order given."""
+        failures = []
+        for params in self.nodes:
+            try:
+                return pika.BlockingConnection(params)
+            except AMQPConnectionError as exc:
+                failure = describe_connection_error(exc, params, self.identity.client_id)
+                if failure.fatal:
+                    raise BrokerUnavailableError(failure.message) from None
+                failures.append(failure.message)
+        raise BrokerUnavailableError("; ".join(failures))
 
     def endpoint_exists(self, endpoint_id: str, owner: str | None = None) -> bool:
         names = self._names(endpoint_id, owner)

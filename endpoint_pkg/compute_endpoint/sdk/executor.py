@@ -27,7 +27,7 @@ from .. import serialize
 from ..protocol import ErrorKind, ProtocolError, Result, Task, unbundle
 from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
-from .client import Client, sdk_identity, sdk_parameters
+from .client import BrokerURL, Client, sdk_identity, sdk_parameters
 from .errors import (
     BrokerUnavailableError,
     PayloadTooLargeError,
@@ -64,12 +64,18 @@ def mpi_request(spec: dict | None) -> tuple[int, int]:
 
 
 class Executor(_BaseExecutor):
-    def __init__(self, endpoint_id: str, broker_url: str | None = None, client_id: str | None = None,
+    def __init__(self, endpoint_id: str, broker_url: BrokerURL = None, client_id: str | None = None,
                  client_secret: str | None = None, endpoint_owner: str | None = None, tls_ca: str | None = None,
                  connect_timeout: float = 30.0, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
                  walltime: float | None = None, check_endpoint: bool = True,
                  resource_specification: dict | None = None, container: str | None = None):
         """Connect to the broker and check the endpoint exists.
+
+        ``broker_url``: the broker, or every node of a broker cluster (a list, or URLs
+        separated by commas; default ``COMPUTE_BROKER_URL``, the same). The executor
+        connects to the first node that answers and, when it loses that node, moves
+        to the next; tasks not yet confirmed are sent again, and results that arrive
+        twice are dropped.
 
         ``walltime``: seconds each task submitted from now on may run before it is
         killed; the endpoint's ``engine.task_walltime`` applies when unset, and is
@@ -103,9 +109,9 @@ class Executor(_BaseExecutor):
                 raise UnknownEndpointError(
                     f"no endpoint {self.endpoint_id} owned by {self.names.owner!r} on this broker: check the id "
                     "(and endpoint_owner), or start the endpoint once so it registers")
-        params = sdk_parameters(broker_url, self.identity, tls_ca, "compute-endpoint sdk")
+        nodes = sdk_parameters(broker_url, self.identity, tls_ca, "compute-endpoint sdk")
         self._refusal: str | None = None
-        self._session = BrokerSession(params, self.identity.client_id, self._on_result, self._on_returned,
+        self._session = BrokerSession(nodes, self.identity.client_id, self._on_result, self._on_returned,
                                       self._on_refused)
         self._session.start()
         self._wait_connected(connect_timeout)
@@ -117,6 +123,16 @@ class Executor(_BaseExecutor):
                                          f"(gave up after {timeout:g}s)")
         if self._session.fatal_error:
             raise SDKError(self._session.fatal_error)
+
+    @property
+    def broker_node(self) -> str:
+        """host:port of the broker node in use (or tried next, while reconnecting)."""
+        return self._session.node
+
+    @property
+    def broker_reconnects(self) -> int:
+        """How many times the connection to the broker was lost and made again."""
+        return self._session.reconnects
 
     @property
     def walltime(self) -> float | None:

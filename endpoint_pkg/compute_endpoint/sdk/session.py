@@ -18,7 +18,18 @@ from typing import Any
 import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
-from ..broker import Backoff, ConfirmTracker, ReplyCode, describe_connection_error, reply_code, reply_text
+from ..broker import (
+    ConfirmTracker,
+    NodeRotation,
+    ReplyCode,
+    describe_connection_error,
+    queue_arguments,
+    reply_code,
+    reply_text,
+    server_summary,
+    supports_quorum,
+    where,
+)
 from ..protocol import bundle_up, group_message_id, packed_group
 from ..protocol.broker_names import RESULT_EXCHANGE, ReplyAddress
 
@@ -36,12 +47,13 @@ Item = tuple[str, str, bytes, str]  # exchange, routing key, packed message, mes
 
 
 class BrokerSession:
-    def __init__(self, params: pika.ConnectionParameters, identity: str,
+    def __init__(self, nodes: list[pika.ConnectionParameters], identity: str,
                  on_result: Callable[[bytes, pika.BasicProperties], None],
                  on_returned: Callable[[str, str], None],
                  on_refused: Callable[[str], None],
                  result_queue_expires_ms: int = RESULT_QUEUE_EXPIRES_MS):
-        self.params = params
+        self._nodes = NodeRotation(nodes)
+        self.reconnects = 0
         self.identity = identity
         self.reply = ReplyAddress(identity, uuid.uuid4().hex)
         self._on_result = on_result
@@ -55,7 +67,6 @@ class BrokerSession:
         self._unconfirmed: ConfirmTracker[list[Item]] = ConfirmTracker()
         self._flush_scheduled = False
         self._lock = threading.Lock()
-        self._backoff = Backoff()
         self._closing = False
         self._delete_queue_on_close = False
         # Counted apart from the outbox and the in-flight dict: items move between those two
@@ -98,12 +109,12 @@ class BrokerSession:
         self._ioloop.close()
 
     def _connect(self) -> None:
-        self._connection = SelectConnection(self.params, on_open_callback=self._on_open,
+        self._connection = SelectConnection(self._nodes.take(), on_open_callback=self._on_open,
                                             on_open_error_callback=self._on_open_error,
                                             on_close_callback=self._on_closed, custom_ioloop=self._ioloop)
 
     def _on_open_error(self, _conn: SelectConnection, error: BaseException) -> None:
-        fatal, message = describe_connection_error(error, self.params, self.identity)
+        fatal, message = describe_connection_error(error, self._nodes.current, self.identity)
         if self._closing:
             self._ioloop.stop()
             return
@@ -113,7 +124,7 @@ class BrokerSession:
             self.ready.set()  # wake the constructor so it can raise
             self._ioloop.stop()
             return
-        self._retry(message)
+        self._retry(message, self._nodes.failed())
 
     def _on_closed(self, _conn: SelectConnection, reason: BaseException) -> None:
         self._channel = None
@@ -122,11 +133,11 @@ class BrokerSession:
         if self._closing:
             self._ioloop.stop()
             return
-        self._retry(f"connection lost: {reason}")
+        self.reconnects += 1
+        self._retry(f"connection to {where(self._nodes.current)} lost: {reason}", self._nodes.lost())
 
-    def _retry(self, message: str) -> None:
-        delay = self._backoff.next_delay()
-        log.warning("%s; reconnecting in %.1fs", message, delay)
+    def _retry(self, message: str, delay: float) -> None:
+        log.warning("%s; reconnecting in %.1fs to %s", message, delay, where(self._nodes.peek()))
         self._ioloop.call_later(delay, lambda: None if self._closing else self._connect())
 
     def _on_open(self, connection: SelectConnection) -> None:
@@ -163,7 +174,9 @@ class BrokerSession:
     def _declare(self, on_consuming: Callable[[], None] | None = None) -> None:
         """Declare and bind this session's result queue, then consume it."""
         ch, reply = self._channel, self.reply
-        args = {"x-expires": self._expires}
+        # Quorum where the broker has it: results wait in it while this session moves to another node.
+        version = server_summary(self._server_properties())["version"]
+        args = queue_arguments({"x-expires": self._expires}, supports_quorum(version))
         done = on_consuming or self._on_ready
 
         def bound(_frame: Any) -> None:
@@ -173,6 +186,15 @@ class BrokerSession:
         ch.queue_declare(reply.queue, durable=True, arguments=args,
                          callback=lambda _f: ch.queue_bind(reply.queue, RESULT_EXCHANGE, reply.key, callback=bound))
 
+    def _server_properties(self) -> dict | None:
+        conn = self._connection
+        return getattr(conn, "server_properties", None) if conn is not None else None
+
+    @property
+    def node(self) -> str:
+        """host:port of the broker node this session uses (or tries next)."""
+        return where(self._nodes.current)
+
     def _on_consumer_cancelled(self, _frame: Any) -> None:
         """The broker cancelled our consumer: the result queue was deleted, or moved. Declare it again."""
         if self._closing or self._channel is None or not self._channel.is_open:
@@ -181,7 +203,7 @@ class BrokerSession:
         self._declare(on_consuming=lambda: None)
 
     def _on_ready(self) -> None:
-        self._backoff.reset()
+        self._nodes.connected()
         self.ready.set()
         self._flush()
 
