@@ -9,7 +9,7 @@ from typing import Annotated, Optional, ParamSpec, TypeVar
 
 import typer
 
-from .. import __version__, control, systemctl
+from .. import __version__, control, queue_upgrade, systemctl
 from ..config import Broker, ConfigError, load_config
 from ..config.describe import describe
 from ..config.model import DEFAULT_BROKER_URL
@@ -189,6 +189,15 @@ def delete(
     if not yes and not typer.confirm(f"Delete endpoint {name!r} and any tasks queued for it?"):
         raise typer.Abort()
     output.out.print(control.delete(home, name, output.progress, keep_queues))
+
+
+@app.command("migrate-queues")
+@command
+def migrate_queues(name: NameArg = "default") -> None:
+    """Move a stopped endpoint's queues, messages and all, to the type and delivery limit its config asks for
+    (classic queues kept after an upgrade become quorum queues); safe to run again if interrupted."""
+    moved = queue_upgrade.migrate_queues(_home(), name, output.progress)
+    output.out.print(output.migration_table(moved))
 
 
 @app.command("enable-on-boot")

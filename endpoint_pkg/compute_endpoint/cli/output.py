@@ -35,6 +35,31 @@ def status_table(data: dict) -> Table:
     return table
 
 
+def _broker_line(broker: dict) -> str:
+    """The node in use, among how many, and what its queues are: 127.0.0.1:5672 (connected; quorum queues)."""
+    node = broker.get("node") or broker["url"]
+    state = "connected" if broker["connected"] else "reconnecting"
+    nodes = broker.get("nodes") or []
+    if len(nodes) > 1:
+        state += f" to 1 of {len(nodes)} nodes"
+    if broker.get("cluster"):
+        state += f" of cluster {broker['cluster']}"
+    types = sorted(set((broker.get("queue_types") or {}).values()))
+    if types:
+        state += f"; {' and '.join(types)} queues"
+    return f"{node} ({state})"
+
+
+def migration_table(moved: list) -> Table:
+    """What `migrate-queues` did to each queue."""
+    table = Table(box=box.ASCII_DOUBLE_HEAD, header_style="")
+    for column in ("Queue", "Name", "Type", "Messages moved"):
+        table.add_column(column, overflow="fold")
+    for role, queue, kind, messages in moved:
+        table.add_row(role, queue, kind, "already as configured" if messages is None else f"{messages:,}")
+    return table
+
+
 def blocks_table(provider: dict) -> Table:
     """The provider's blocks (batch jobs), newest last, with why the failed ones failed."""
     table = Table(box=box.ASCII_DOUBLE_HEAD, header_style="",
@@ -72,7 +97,7 @@ def _status_rows(data: dict) -> list[tuple[str, str]]:
         rows.append(("Owner", data["owner"]))
     if "broker" in data:
         broker = data["broker"]
-        rows.append(("Broker", f"{broker['url']} ({'connected' if broker['connected'] else 'reconnecting'})"))
+        rows.append(("Broker", _broker_line(broker)))
     for kind, queue in data.get("queues", {}).items():
         rows.append((f"Queue ({kind.replace('_', ' ')})", queue))
     if "managers" in data:

@@ -7,6 +7,7 @@ them when it dead-letters a message or passes it to an alternate exchange.
 """
 
 import re
+from typing import Any
 
 from ..config import Config
 from ..containers.registry import RAW
@@ -14,6 +15,7 @@ from ..containers.runtimes import ContainerError
 from ..limits import walltime_problem
 from ..protocol import ErrorKind, Result, Task
 from ..protocol.broker_names import reply_key_owner
+from .queue_migration import MOVED_FOR_HEADER
 
 # Task ids travel in logs, in JSON lists and as AMQP message ids: the SDK's uuids and the like, nothing else.
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -23,6 +25,14 @@ class Admission:
     def __init__(self, owner: str, config: Config):
         self.owner = owner
         self.config = config  # the daemon's own: a reload updates it in place
+
+    def sender_of(self, properties: Any) -> str | None:
+        """Who sent a task: its ``user_id``; for a task the owner moved between queues (``migrate-queues``), the
+        sender it was moved for. Only the owner can publish as the owner, and it may submit anything anyway."""
+        moved_for = (properties.headers or {}).get(MOVED_FOR_HEADER) if properties.user_id == self.owner else None
+        if isinstance(moved_for, bytes):
+            moved_for = moved_for.decode(errors="replace")
+        return moved_for if isinstance(moved_for, str) and moved_for else properties.user_id
 
     def task_sender_refusal(self, sender: str | None) -> str | None:
         if sender is not None and (sender == self.owner or sender in self.config.allowed_submitters):

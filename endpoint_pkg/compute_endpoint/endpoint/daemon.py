@@ -188,7 +188,7 @@ class EndpointDaemon:
 
     def on_task(self, delivery: Delivery) -> None:
         body = delivery.body
-        sender = delivery.properties.user_id
+        sender = self.admission.sender_of(delivery.properties)
         refused = self.admission.task_sender_refusal(sender)
         if refused:
             self.dead_letters.set_aside(body, "sender-not-permitted", refused, DeliveryGroup(delivery, 1), sender)

@@ -85,12 +85,14 @@ class EndpointQueues:
         return declared
 
     def keep_classic(self, name: str, refusal: str) -> bool:
-        """The broker refused to declare ``name`` as a quorum queue because it exists as a classic one: under
-        queue_type auto it stays classic (nothing in it is lost); True if so, and it is to be declared again."""
-        if ("x-queue-type" not in refusal or self.settings.queue_type != "auto" or not self.quorum
+        """The broker refused to declare ``name`` as a quorum queue because it exists with other arguments
+        (which one the broker names first varies): under queue_type auto it is declared again as a classic queue,
+        as it was before quorum queues (nothing in it is lost); True if so. A second refusal is for the operator."""
+        if ("inequivalent arg" not in refusal or self.settings.queue_type != "auto" or not self.quorum
                 or name in self.classic_kept or name not in {queue.name for queue in self.all()}):
             return False
         self.classic_kept.add(name)
-        log.warning("queue %s exists as a classic queue: kept as it is, not replicated across broker nodes; "
-                    "`compute-endpoint migrate-queues` (with the endpoint stopped) makes it a quorum queue", name)
+        log.warning("queue %s exists with other arguments (%s): declaring it as the classic queue it was before; "
+                    "it is not replicated across broker nodes: `compute-endpoint migrate-queues` (with the endpoint "
+                    "stopped) makes it a quorum queue", name, refusal)
         return True

@@ -55,7 +55,7 @@ class Client:
     def _names(self, endpoint_id: str, owner: str | None) -> EndpointNames:
         return EndpointNames(owner or self.identity.client_id, str(endpoint_id))
 
-    def _connect(self) -> pika.BlockingConnection:
+    def connect(self) -> pika.BlockingConnection:
         """A connection to the first node that answers, in the order given."""
         failures = []
         for params in self.nodes:
@@ -70,7 +70,7 @@ class Client:
 
     def endpoint_exists(self, endpoint_id: str, owner: str | None = None) -> bool:
         names = self._names(endpoint_id, owner)
-        with self._connect() as conn:
+        with self.connect() as conn:
             try:
                 conn.channel().queue_declare(names.tasks_queue, passive=True)
             except ChannelClosedByBroker as exc:
@@ -82,7 +82,7 @@ class Client:
     def get_endpoint_status(self, endpoint_id: str, owner: str | None = None) -> dict:
         """The endpoint's last status report, with ``status`` online, offline or disconnected."""
         names = self._names(endpoint_id, owner)
-        with self._connect() as conn:
+        with self.connect() as conn:
             channel = conn.channel()
             try:
                 method, props, body = channel.basic_get(names.status_queue, auto_ack=False)
@@ -119,7 +119,7 @@ class Client:
         names = self._names(endpoint_id, owner)
         reply = ReplyAddress(self.identity.client_id, f"cmd-{uuid.uuid4().hex}")
         command = Command(command_id=uuid.uuid4().hex, action=action, reply_to=reply.key, sent_at=time.time())
-        with self._connect() as conn:
+        with self.connect() as conn:
             channel = conn.channel()
             try:
                 channel.queue_declare(reply.queue, exclusive=True, auto_delete=True)
@@ -153,7 +153,7 @@ class Client:
     def delete_endpoint_queues(self, endpoint_id: str, owner: str | None = None) -> list[str]:
         names = self._names(endpoint_id, owner)
         deleted = []
-        with self._connect() as conn:
+        with self.connect() as conn:
             for queue in names.as_dict().values():
                 channel = conn.channel()
                 try:
