@@ -43,7 +43,7 @@ def _broker_line(broker: dict) -> str:
     if len(nodes) > 1:
         state += f" to 1 of {len(nodes)} nodes"
     if broker.get("cluster"):
-        state += f" of cluster {broker['cluster']}"
+        state += f" of cluster {broker['cluster']}" if len(nodes) > 1 else f" to {broker['cluster']}"
     types = sorted(set((broker.get("queue_types") or {}).values()))
     if types:
         state += f"; {' and '.join(types)} queues"
