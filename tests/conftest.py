@@ -86,6 +86,18 @@ def _stop_all(endpoints: list[EndpointUnderTest]) -> None:
         leftovers = _recorded_pids(ep)
         ep.stop()
         terminate([p for p in leftovers if pid_alive(p)], 2.0, signal.SIGKILL)
+        _delete_queues(ep)
+
+
+def _delete_queues(ep: EndpointUnderTest) -> None:
+    """Leave the broker as we found it: each quorum queue holds files and a Raft member, and a suite's worth of
+    endpoints left behind would make the broker that the rest of the run shares ever slower."""
+    try:
+        endpoint_id = ep.info().get("endpoint_id")
+        if endpoint_id:
+            ep.client().delete_endpoint_queues(endpoint_id)
+    except Exception:  # the broker may be down (tests stop it) or the identity gone: nothing to tidy then
+        pass
 
 
 def _recorded_pids(ep: EndpointUnderTest) -> list[int]:
