@@ -67,6 +67,7 @@ class FakeChannel:
     calls: list[Call] = field(default_factory=list)
     callbacks: dict = field(default_factory=dict)
     consumers: dict = field(default_factory=dict)  # consumer tag -> queue
+    consumer_count: int = 1  # what a passive queue.declare reports
     _tags: int = 0
 
     def _record(self, name: str, *args, **kwargs) -> Call:
@@ -86,7 +87,8 @@ class FakeChannel:
             callback = call.kwargs.get("callback")
             if callback is not None and not getattr(call, "answered", False):
                 call.answered = True  # type: ignore[attr-defined]
-                callback(SimpleNamespace(method=None))
+                # A passive queue.declare reports its consumers: ours, and any other daemon's (consumer_count).
+                callback(SimpleNamespace(method=SimpleNamespace(consumer_count=self.consumer_count, message_count=0)))
                 return
         raise AssertionError("no request is waiting for an answer")
 
@@ -113,7 +115,7 @@ class FakeChannel:
         self._record("exchange_declare", exchange, passive=passive, callback=callback)
 
     def queue_declare(self, queue, durable=False, arguments=None, callback=None, **kwargs):
-        self._record("queue_declare", queue, arguments=arguments, callback=callback)
+        self._record("queue_declare", queue, arguments=arguments, callback=callback, **kwargs)
 
     def queue_bind(self, queue, exchange, routing_key=None, callback=None):
         self._record("queue_bind", queue, exchange, routing_key=routing_key, callback=callback)

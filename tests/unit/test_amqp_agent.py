@@ -62,7 +62,8 @@ class Broker:
 def test_the_declarations_run_in_order_then_the_endpoint_is_ready():
     b = Broker()
     b.channel.answer_all()
-    declared = [(c.name, c.args[0]) for c in b.channel.calls if c.name in ("exchange_declare", "queue_declare")]
+    declared = [(c.name, c.args[0]) for c in b.channel.calls
+                if c.name == "exchange_declare" or (c.name == "queue_declare" and not c.kwargs.get("passive"))]
     assert declared == [("exchange_declare", "ce.tasks"), ("exchange_declare", "ce.results"),
                         ("queue_declare", NAMES.tasks_queue), ("queue_declare", NAMES.commands_queue),
                         ("queue_declare", NAMES.status_queue), ("queue_declare", NAMES.dead_queue)]
@@ -213,7 +214,8 @@ def _on_rabbitmq(version: str, queue_type: str = "auto") -> Broker:
 
 
 def _declared_arguments(b: Broker) -> dict[str, dict]:
-    return {c.args[0]: c.kwargs["arguments"] for c in b.channel.calls if c.name == "queue_declare"}
+    return {c.args[0]: c.kwargs["arguments"] for c in b.channel.calls
+            if c.name == "queue_declare" and not c.kwargs.get("passive")}
 
 
 def test_on_rabbitmq_3_10_every_queue_is_a_quorum_queue_and_tasks_have_a_delivery_limit_into_the_dead_letters():
@@ -275,3 +277,22 @@ def test_a_publish_the_broker_refuses_is_told_why_and_the_agent_reconnects():
 def test_the_prefetch_is_capped_at_what_amqp_can_carry():
     b = Broker().declared(prefetch=2 * 300 * 128)
     assert b.channel.last("basic_qos").kwargs["prefetch_count"] == 65_535 == b.agent.prefetch
+
+
+def test_a_second_consumer_of_the_commands_on_first_connect_is_another_daemon_and_fatal():
+    """Quorum queues ignore exclusive consumers: the count is how a second login node's daemon is found."""
+    b = Broker()
+    b.channel.consumer_count = 2
+    b.channel.answer_all()
+    name, message = b.daemon.events[-1]
+    assert name == "on_fatal" and "another daemon of this endpoint is already taking its tasks" in message
+    assert "2 consumers of" in message and not b.agent.ready
+
+
+def test_after_a_reconnect_no_count_is_taken_our_old_consumer_may_linger():
+    b = Broker().declared()
+    b.agent.was_ready = True
+    b.channel = b.open_channel()
+    b.channel.consumer_count = 2
+    b.channel.answer_all()
+    assert b.agent.ready and "on_fatal" not in b.daemon.names()

@@ -1,11 +1,10 @@
 """The endpoint's AMQP agent: all of the daemon's pika code, on pika's own ioloop.
 
-Modelled on pika's asynchronous consumer/publisher examples: explicit
-connection and channel callbacks, a declaration chain run on every
-(re)connection, reconnect with backoff, publisher confirms tracked by
-delivery tag, a consumer the broker cancels (its queue deleted or moved) is
-declared and started again, and a clean stop that closes the channel, then
-the connection.
+Modelled on pika's asynchronous examples: explicit connection and channel
+callbacks, a declaration chain run on every (re)connection, reconnecting to
+the next broker node (``NodeRotation``), publisher confirms tracked by
+delivery tag, a consumer the broker cancels is declared and started again,
+and a clean stop that closes the channel, then the connection.
 
 The daemon sees a small interface: callbacks ``on_ready``, ``on_lost``,
 ``on_fatal``, ``on_task``, ``on_command``, ``on_returned``; and methods
@@ -32,16 +31,15 @@ from ..broker import (
     where,
 )
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames
+from .declarations import Done, Step, alone_step, exchange_step, queue_steps
 from .queues import EndpointQueues, QueueSettings
-from .refusals import refusal_advice
+from .refusals import another_daemon, refusal_advice
 
 log = logging.getLogger(__name__)
 
 COMMAND_PREFETCH = 10
 MAX_PREFETCH = 65_535  # basic.qos carries the count in 16 bits
 
-Done = Callable[[Any], None]  # called with the broker's reply frame
-Step = tuple[str, Callable[[Done], None]]  # what the agent is doing (for error messages), and the request
 
 
 def _unheeded(_ok: bool) -> None:
@@ -151,11 +149,16 @@ class AmqpAgent:
         self.connections += 1
         refusal = self.queues.choose_type(self.server, self.node)
         if refusal:
-            self._cb.on_fatal(refusal)
-            self._stopping = True
-            connection.close()
+            self._give_up(refusal)
             return
         connection.channel(on_open_callback=self._on_channel_open)
+
+    def _give_up(self, message: str) -> None:
+        """Something only the operator can fix: say what, and close the connection for good."""
+        self._cb.on_fatal(message)
+        self._stopping = True
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
 
     # --- channel and declarations ----------------------------------------------
 
@@ -199,10 +202,7 @@ class AmqpAgent:
             fatal = refusal_advice(code, text, self._step, was_ready=self.was_ready, identity=self._identity,
                                    owner=self._names.owner, creating_exchanges=not self._passive_exchanges)
         if fatal:
-            self._cb.on_fatal(fatal)
-            self._stopping = True
-            if conn and conn.is_open:
-                conn.close()
+            self._give_up(fatal)
             return
         log.warning("channel closed (%s) while %s; reconnecting", reason, self._step)
         if conn and conn.is_open:
@@ -214,22 +214,11 @@ class AmqpAgent:
                 "version": self.server.get("version", ""), "nodes": [where(p) for p in self._nodes.nodes],
                 "connections": self.connections, "queue_types": self.queues.types()}
 
-    def _queue_steps(self, queue: str, key: str, arguments: dict | None) -> list[Step]:
-        ch = self._channel
-        return [(f"declaring {queue}",
-                 lambda done: ch.queue_declare(queue, durable=True, arguments=arguments, callback=done)),
-                (f"binding {queue}",
-                 lambda done: ch.queue_bind(queue, TASK_EXCHANGE, routing_key=key, callback=done))]
-
-    def _exchange_step(self, exchange: str) -> Step:
-        ch, passive = self._channel, self._passive_exchanges
-        return (f"exchange {exchange}",
-                lambda done: ch.exchange_declare(exchange, "topic", passive=passive, durable=True, callback=done))
-
     def _declare(self) -> None:
-        steps = [self._exchange_step(exchange) for exchange in (TASK_EXCHANGE, RESULT_EXCHANGE)]
+        ch = self._channel
+        steps = [exchange_step(ch, exchange, self._passive_exchanges) for exchange in (TASK_EXCHANGE, RESULT_EXCHANGE)]
         for queue in self.queues.all():
-            steps += self._queue_steps(*queue)
+            steps += queue_steps(ch, queue)
         steps += self._command_steps()
         self._run_steps(iter(steps), self._consume)
 
@@ -238,11 +227,14 @@ class AmqpAgent:
         ch = self._channel
         return [("setting the command prefetch",
                  lambda done: ch.basic_qos(prefetch_count=COMMAND_PREFETCH, callback=done)),
-                ("consuming commands", self._consume_commands)]
+                ("consuming commands", self._consume_commands),
+                *[alone_step(ch, self._names.commands_queue, self._refuse_second)] * (not self.was_ready)]
+
+    def _refuse_second(self, consumers: int) -> None:
+        self._give_up(another_daemon(f"{consumers} consumers of {self._names.commands_queue}"))
 
     def _consume_commands(self, done: Done | None = None) -> None:
-        # Exclusive, as the task consumer: a second daemon of this endpoint (another login node sharing $HOME)
-        # is refused here, before it says it is ready.
+        # Exclusive, as the task consumer: on a classic queue, the broker refuses a second daemon here.
         self._command_consumer = self._channel.basic_consume(self._names.commands_queue, self._on_command_message,
                                                              exclusive=True, callback=done)
 
@@ -296,14 +288,14 @@ class AmqpAgent:
         if tag == self._task_consumer:
             self._task_consumer = None
             queue = self.queues["tasks"]
-            steps, then = self._queue_steps(*queue), self._start_task_consumer
+            steps, then = queue_steps(self._channel, queue), self._start_task_consumer
         elif tag == self._command_consumer:
             self._command_consumer = None
             queue = self.queues["commands"]
-            steps, then = self._queue_steps(*queue) + self._command_steps(), None
+            steps, then = queue_steps(self._channel, queue) + self._command_steps(), None
         else:
             return
-        log.warning("the broker cancelled our consumer of %s (deleted or moved); declaring it again", queue[0])
+        log.warning("the broker cancelled our consumer of %s (deleted or moved); declaring it again", queue.name)
 
         def resume() -> None:
             self._step = "consuming"

@@ -20,10 +20,14 @@ def refusal_advice(code: int, text: str, step: str, *, was_ready: bool, identity
     return None
 
 
+def another_daemon(detail: str) -> str:
+    return (f"another daemon of this endpoint is already taking its tasks ({detail}): it runs on another "
+            "host sharing this endpoint's directory; stop it there first (`compute-endpoint stop`)")
+
+
 def _access_refused(text: str, step: str, identity: str, owner: str, creating_exchanges: bool) -> str:
     if "exclusive use" in text:
-        return (f"another daemon of this endpoint is already taking its tasks ({text}): it runs on another "
-                "host sharing this endpoint's directory; stop it there first (`compute-endpoint stop`)")
+        return another_daemon(text)
     if step.startswith("exchange") and creating_exchanges:
         return (f"the broker has no exchange {TASK_EXCHANGE!r}/{RESULT_EXCHANGE!r} and identity "
                 f"{identity!r} may not create them ({text}); an administrator must set up the "
