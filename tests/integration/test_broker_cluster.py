@@ -18,11 +18,20 @@ def cluster(tmp_path_factory, broker):
     nodes = RabbitCluster(tmp_path_factory.mktemp("cluster"))
     try:
         nodes.start()
-        nodes.nodes[0].declare_exchanges()
+        # A node just joined may take a moment to serve AMQP: the first connection is retried.
+        wait_for(lambda: _declared(nodes.nodes[0]), timeout=60, what="the shared exchanges on the cluster")
         nodes.identity = nodes.nodes[0].add_identity_random()  # users and grants are the cluster's
         yield nodes
     finally:
         nodes.destroy()
+
+
+def _declared(node) -> bool:
+    try:
+        node.declare_exchanges()
+    except pika.exceptions.AMQPConnectionError:
+        return False
+    return True
 
 
 @pytest.fixture
