@@ -104,3 +104,19 @@ def test_broker_urls_are_a_list_or_a_string_separated_by_commas(value, urls):
                                                  ("3.9.29", False), ("3.8.0", False), ("", False), ("x", False)])
 def test_quorum_queues_are_used_from_rabbitmq_3_10(version, quorum):
     assert supports_quorum(version) is quorum
+
+
+def test_the_oldest_unconfirmed_publish_is_timed_so_a_lost_confirm_can_be_noticed(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("compute_endpoint.broker.time.monotonic", lambda: clock[0])
+    tracker: ConfirmTracker[str] = ConfirmTracker()
+    assert tracker.oldest_wait() == 0
+    tracker.published("a")
+    clock[0] = 107.0
+    tracker.published("b")
+    clock[0] = 110.0
+    assert tracker.oldest_wait() == 10
+    tracker.confirmed(confirm_frame(1, multiple=False))
+    assert tracker.oldest_wait() == 3
+    tracker.reset()
+    assert tracker.oldest_wait() == 0

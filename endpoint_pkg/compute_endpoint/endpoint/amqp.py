@@ -21,6 +21,7 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from ..broker import (
+    CONFIRM_TIMEOUT,
     ConfirmTracker,
     NodeRotation,
     ReplyCode,
@@ -362,6 +363,13 @@ class AmqpAgent:
         self.counts["published"] += 1
         self._confirms.published(on_confirm or _unheeded)
         return True
+
+    def check_confirms(self) -> None:
+        """A publish the broker has not confirmed for CONFIRM_TIMEOUT: reopen the channel, which sends it again."""
+        if self._confirms.oldest_wait() > CONFIRM_TIMEOUT and self._channel is not None and self._channel.is_open:
+            log.warning("the broker at %s has not confirmed a publish for %.0f s; opening a new channel to send "
+                        "it again", self.node, self._confirms.oldest_wait())
+            self._channel.close()
 
     def _on_confirm(self, frame: Any) -> None:
         ok, callbacks = self._confirms.confirmed(frame)

@@ -319,6 +319,7 @@ class EndpointDaemon:
             self._maybe_finish_stop()
             return
         self._fail_overdue()
+        self.agent.check_confirms()
         failure = self.components.interchange_failure()
         if failure and not self.ever_ready:
             self.on_fatal(f"the interchange could not start: {failure} (see {self.ep.log_dir})")

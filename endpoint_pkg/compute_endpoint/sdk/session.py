@@ -19,6 +19,7 @@ import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..broker import (
+    CONFIRM_TIMEOUT,
     ConfirmTracker,
     NodeRotation,
     ReplyCode,
@@ -42,6 +43,7 @@ BUNDLE_MAX_BYTES = 4 * 2**20
 # While this many messages await the broker's confirm, further tasks wait and then
 # leave together: large bundles under load, no waiting for a lone submission.
 PUBLISHES_IN_FLIGHT = 4
+CONFIRM_CHECK_PERIOD = 5.0
 
 Item = tuple[str, str, bytes, str]  # exchange, routing key, packed message, message id
 
@@ -105,8 +107,19 @@ class BrokerSession:
 
     def _run(self) -> None:
         self._connect()
+        self._ioloop.call_later(CONFIRM_CHECK_PERIOD, self._check_confirms)
         self._ioloop.start()
         self._ioloop.close()
+
+    def _check_confirms(self) -> None:
+        """Tasks the broker has not confirmed for CONFIRM_TIMEOUT: a new channel (and connection) sends them again."""
+        if self._closing:
+            return
+        if self._unconfirmed.oldest_wait() > CONFIRM_TIMEOUT and self._channel is not None and self._channel.is_open:
+            log.warning("the broker at %s has not confirmed tasks for %.0f s; reconnecting to send them again",
+                        self.node, self._unconfirmed.oldest_wait())
+            self._channel.close()
+        self._ioloop.call_later(CONFIRM_CHECK_PERIOD, self._check_confirms)
 
     def _connect(self) -> None:
         self._connection = SelectConnection(self._nodes.take(), on_open_callback=self._on_open,
