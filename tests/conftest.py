@@ -119,9 +119,7 @@ def private_broker(tmp_path_factory, broker):
     node = PrivateBroker(tmp_path_factory.mktemp("rabbit"))
     node.start()
     node.declare_exchanges()
-    identity = Identity(f"carol-{secrets.token_hex(3)}", secrets.token_hex(18))
-    node.add_identity(identity.client_id, identity.secret)
-    node.identity = identity
+    node.identity = node.add_identity_random("carol")
     yield node
     node.destroy()
 

@@ -6,11 +6,14 @@ cannot disturb the broker the rest of the suite uses.
 """
 
 import os
+import secrets
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+from compute_endpoint.credentials import Identity
+from compute_endpoint.procs import pid_alive
 from compute_endpoint.protocol.broker_names import broker_permissions
 
 from .broker import broker_reachable
@@ -66,10 +69,9 @@ class PrivateBroker:
         """The Erlang VM's pid while it runs."""
         try:
             pid = int((self.dir / "node.pid").read_text().strip())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if pid_alive(pid) else None
 
     def shutdown(self) -> None:
         """Stop the whole node (the Erlang VM), as a server restart does."""
@@ -92,13 +94,9 @@ class PrivateBroker:
         for exchange, topic in grants["topic"].items():
             self.ctl("set_topic_permissions", "-p", "/", name, exchange, topic["write"], topic["read"])
 
-    def add_identity_random(self):
-        """A new identity with the README's grants; returns it (an Identity)."""
-        import secrets
-
-        from compute_endpoint.credentials import Identity
-
-        identity = Identity(f"dora-{secrets.token_hex(3)}", secrets.token_hex(18))
+    def add_identity_random(self, prefix: str = "dora") -> Identity:
+        """A new identity with the README's grants; returns it."""
+        identity = Identity(f"{prefix}-{secrets.token_hex(3)}", secrets.token_hex(18))
         self.add_identity(identity.client_id, identity.secret)
         return identity
 

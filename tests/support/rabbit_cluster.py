@@ -8,8 +8,9 @@ Erlang cookie of the user running the tests, as nodes of one cluster must.
 import concurrent.futures
 import os
 import signal
-import subprocess
 from pathlib import Path
+
+from compute_endpoint.procs import pid_alive
 
 from .broker import wait_for
 from .private_broker import PrivateBroker
@@ -69,17 +70,9 @@ class RabbitCluster:
         pid = node.pid()
         assert pid, f"{node.node} is not running"
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not _alive(pid), timeout=10, what=f"{node.node} to die")
+        wait_for(lambda: not pid_alive(pid), timeout=10, what=f"{node.node} to die")
 
     def destroy(self) -> None:
         for node in self.nodes:
             node.destroy()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip() \
-        not in ("Z", "")
