@@ -73,7 +73,11 @@ def test_endpoint_and_sdk_move_to_another_node_when_the_leader_dies_and_every_ta
         killed_at = time.monotonic()
         cluster.kill(leader)
         wait_for(lambda: len(futures) == count, timeout=60, what="every task submitted")
-        results = [f.result(timeout=180) for f in futures]
+        try:
+            results = [f.result(timeout=180) for f in futures]
+        except TimeoutError:
+            print(cluster.diagnose([ep.names.tasks_queue, ep.names.commands_queue]))
+            raise
         assert results == list(range(count)), "every task's result, once, in its own future"
         after = [t - killed_at for t in sorted(arrivals) if t > killed_at]
         print(f"\nfailover: first result {after[0]:.2f}s after the leader node was killed; "

@@ -72,7 +72,20 @@ class RabbitCluster:
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not pid_alive(pid), timeout=10, what=f"{node.node} to die")
 
+    def diagnose(self, queues: list[str]) -> str:
+        """What the surviving nodes say about some quorum queues and their consumers, for a failed test."""
+        via = self.alive()[0]
+        parts = [via.ctl("list_queues", "name", "leader", "members", "messages_ready", "messages_unacknowledged",
+                         "consumers", check=False).stdout,
+                 via.ctl("list_consumers", "queue_name", "channel_pid", "ack_required", "prefetch_count", "active",
+                         check=False).stdout]
+        for queue in queues:
+            done = via._run("rabbitmq-queues", "-n", via.node, "quorum_status", queue, check=False)
+            parts.append(f"quorum_status {queue}:\n{done.stdout}{done.stderr}")
+        return "\n".join(parts)
+
     def destroy(self) -> None:
+        """Stop every node and delete its data; CE_KEEP_CLUSTER=1 keeps the logs and data to read."""
         for node in self.nodes:
-            node.destroy()
+            node.shutdown() if os.environ.get("CE_KEEP_CLUSTER") else node.destroy()
 
