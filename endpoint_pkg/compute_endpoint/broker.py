@@ -186,6 +186,12 @@ def describe_connection_error(error: BaseException, params: pika.ConnectionParam
 # once in tests, right after the leader of a quorum queue died) is taken as lost with its channel: the channel
 # is reopened, and what it carried is published again (duplicates are dropped by task id).
 CONFIRM_TIMEOUT = 30.0
+# While a quorum queue elects a leader, publishes to it are refused (nacked) for a moment. RabbitMQ 3.10 can go
+# on refusing one channel's publishes to that queue for ever, while a new channel's are taken at once (seen in
+# the cluster test, about one leader kill in five): refusals to one destination with no success in between,
+# for this long, make the publisher open a new channel.
+NACK_PATIENCE = 5.0
+NACKS_BEFORE_NEW_CHANNEL = 3
 
 
 class ConfirmTracker(Generic[T]):
@@ -200,15 +206,18 @@ class ConfirmTracker(Generic[T]):
         self._seq = 0
         self._pending: dict[int, T] = {}  # insertion order is publish order
         self._sent_at: dict[int, float] = {}
+        self._destination: dict[int, str] = {}
+        self._refusals: dict[str, tuple[float, int]] = {}  # destination: (first refusal since a success, count)
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def published(self, value: T) -> int:
-        """Record the next publish on the channel; returns its number."""
+    def published(self, value: T, destination: str = "") -> int:
+        """Record the next publish on the channel (to ``destination``: exchange and routing key); its number."""
         self._seq += 1
         self._pending[self._seq] = value
         self._sent_at[self._seq] = time.monotonic()
+        self._destination[self._seq] = destination
         return self._seq
 
     def oldest_wait(self) -> float:
@@ -230,7 +239,25 @@ class ConfirmTracker(Generic[T]):
             tags = [method.delivery_tag] if method.delivery_tag in self._pending else []
         for seq in tags:
             self._sent_at.pop(seq, None)
+            self._count_refusal(self._destination.pop(seq, ""), ok)
         return ok, [self._pending.pop(seq) for seq in tags]
+
+    def _count_refusal(self, destination: str, ok: bool) -> None:
+        if ok:
+            self._refusals.pop(destination, None)
+        else:
+            since, count = self._refusals.get(destination, (time.monotonic(), 0))
+            self._refusals[destination] = (since, count + 1)
+
+    def stuck(self) -> str | None:
+        """Why this channel should be given up for a new one, if it should: see CONFIRM_TIMEOUT, NACK_PATIENCE."""
+        if self.oldest_wait() > CONFIRM_TIMEOUT:
+            return f"has not confirmed a publish for {self.oldest_wait():.0f} s"
+        now = time.monotonic()
+        for destination, (since, count) in self._refusals.items():
+            if count >= NACKS_BEFORE_NEW_CHANNEL and now - since > NACK_PATIENCE:
+                return f"has refused {count} publishes to {destination} in {now - since:.0f} s, none taken"
+        return None
 
     def pending(self) -> list[T]:
         return list(self._pending.values())
@@ -243,5 +270,7 @@ class ConfirmTracker(Generic[T]):
         values = list(self._pending.values())
         self._pending.clear()
         self._sent_at.clear()
+        self._destination.clear()
+        self._refusals.clear()
         self._seq = 0
         return values

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from pika.exceptions import AMQPError
 
-from .broker import server_summary, where
 from .control import State, owners_config, state_of
 from .credentials import CredentialStore, resolve_identity
 from .endpoint.queue_migration import Moved, QueueMigration, QueueMigrationError
@@ -35,8 +34,8 @@ def migrate_queues(home: EndpointHome, name: str, progress: Callable[[str], None
     names = EndpointNames(info.get("owner") or identity.client_id, info["endpoint_id"])
     queues = EndpointQueues(names, QueueSettings(*settings))
     with client.connect() as connection:
-        node = where(connection._impl.params)
-        refusal = queues.choose_type(server_summary(connection._impl.server_properties), node)
+        node = client.node
+        refusal = queues.choose_type(client.server, node)
         if refusal:
             raise EndpointError(refusal)
         progress(f"connected to the broker at {node}")

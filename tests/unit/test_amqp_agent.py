@@ -101,6 +101,18 @@ def test_a_nack_tells_the_publisher_it_failed():
     assert (first, second) == ([], [False])
 
 
+def test_a_channel_that_refuses_every_publish_to_a_queue_is_closed_for_a_new_one(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("compute_endpoint.broker.time.monotonic", lambda: clock[0])
+    b = Broker().declared()
+    for tag in (1, 2, 3):
+        b.publish()
+        clock[0] += 3
+        b.channel.confirm(tag, ack=False)
+        b.agent.check_confirms()
+    assert b.channel.names()[-1] == "close", "refused 3 times in 6 s with none taken: a new channel"
+
+
 def test_a_channel_lost_mid_declare_fails_nothing_silently_and_reconnects_with_backoff():
     b = Broker().declared()
     pending = b.publish()

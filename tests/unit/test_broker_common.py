@@ -120,3 +120,33 @@ def test_the_oldest_unconfirmed_publish_is_timed_so_a_lost_confirm_can_be_notice
     assert tracker.oldest_wait() == 3
     tracker.reset()
     assert tracker.oldest_wait() == 0
+
+
+def test_a_channel_is_given_up_when_a_confirm_is_overdue_or_one_destination_keeps_refusing(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("compute_endpoint.broker.time.monotonic", lambda: clock[0])
+    tracker: ConfirmTracker[str] = ConfirmTracker()
+    tracker.published("a", "ce.results k1")
+    clock[0] = 131.0
+    assert tracker.stuck() == "has not confirmed a publish for 31 s"
+    tracker.confirmed(confirm_frame(1, ack=False))
+    assert tracker.stuck() is None, "one refusal is an election, not a stuck channel"
+    for seq in (2, 3):
+        tracker.published("again", "ce.results k1")
+        tracker.published("other", "ce.tasks k2")
+        clock[0] += 3
+        tracker.confirmed(confirm_frame(2 * seq - 2, ack=False))
+        tracker.confirmed(confirm_frame(2 * seq - 1))
+    assert tracker.stuck() == "has refused 3 publishes to ce.results k1 in 6 s, none taken", \
+        "other destinations' successes do not hide it"
+    tracker.published("taken", "ce.results k1")
+    tracker.confirmed(confirm_frame(6))
+    assert tracker.stuck() is None, "one success ends the streak"
+    tracker.published("b", "ce.results k1")
+    for seq in (7, 8, 9):
+        tracker.published("b", "ce.results k1")
+        clock[0] += 3
+        tracker.confirmed(confirm_frame(seq, ack=False))
+    assert tracker.stuck()
+    tracker.reset()
+    assert tracker.stuck() is None, "a new channel starts with a clean slate"

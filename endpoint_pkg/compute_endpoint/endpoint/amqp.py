@@ -21,7 +21,6 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from ..broker import (
-    CONFIRM_TIMEOUT,
     ConfirmTracker,
     NodeRotation,
     ReplyCode,
@@ -361,14 +360,14 @@ class AmqpAgent:
         properties.user_id = self._identity
         self._channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
         self.counts["published"] += 1
-        self._confirms.published(on_confirm or _unheeded)
+        self._confirms.published(on_confirm or _unheeded, f"{exchange} {routing_key}")
         return True
 
     def check_confirms(self) -> None:
-        """A publish the broker has not confirmed for CONFIRM_TIMEOUT: reopen the channel, which sends it again."""
-        if self._confirms.oldest_wait() > CONFIRM_TIMEOUT and self._channel is not None and self._channel.is_open:
-            log.warning("the broker at %s has not confirmed a publish for %.0f s; opening a new channel to send "
-                        "it again", self.node, self._confirms.oldest_wait())
+        """Publishes unconfirmed too long, or refused again and again: a new channel, which sends them again."""
+        stuck = self._confirms.stuck()
+        if stuck and self._channel is not None and self._channel.is_open:
+            log.warning("the broker at %s %s; opening a new channel to send them again", self.node, stuck)
             self._channel.close()
 
     def _on_confirm(self, frame: Any) -> None:

@@ -6,7 +6,6 @@ acked only after the broker has confirmed the task's result.
 """
 
 import logging
-import signal
 import time
 from collections.abc import Callable
 
@@ -39,6 +38,7 @@ from .components import Components
 from .dead_letters import DeadLetters
 from .inflight import DeliveryGroup, InflightLedger, InflightTask, Receipt
 from .interchange_link import InterchangeLink
+from .loop_tasks import every, install_signals
 from .publisher import ResultOutbox
 from .queues import QueueSettings
 from .reload import reload_file
@@ -91,7 +91,7 @@ class EndpointDaemon:
     # --- running -------------------------------------------------------------
 
     def run(self) -> int:
-        self._install_signals()
+        install_signals(self.ioloop, self.request_stop, self.reload)
         self.readiness.progress("starting the interchange and managers")
         self.components.start()
         self.link.send_control(ControlAction.HELLO)
@@ -110,31 +110,10 @@ class EndpointDaemon:
         return self.exit_code
 
     def _every(self, period: float | Callable[[], float], action: Callable[[], None]) -> None:
-        """Run ``action`` periodically; ``period`` may be a callable, read afresh each time (reload)."""
-        interval = period if callable(period) else (lambda: period)
+        every(self.ioloop, period, action, on_error=self._count_internal_error)
 
-        def tick():
-            try:
-                action()
-            except Exception:  # a bug in one periodic task must not stop the endpoint serving the others
-                self.internal_errors += 1
-                log.exception("internal error in %s; carrying on", getattr(action, "__name__", action))
-            self.ioloop.call_later(interval(), tick)
-
-        self.ioloop.call_later(interval(), tick)
-
-    def _install_signals(self) -> None:
-        stopping: list[str] = []
-
-        def on_signal(signum, _frame):
-            # Once only: a second signal arriving inside add_callback_threadsafe would wait on its lock forever.
-            if not stopping:
-                stopping.append(f"received {signal.Signals(signum).name}")
-                self.ioloop.add_callback_threadsafe(lambda: self.request_stop(stopping[0]))
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGHUP, lambda _s, _f: self.ioloop.add_callback_threadsafe(self.reload))
+    def _count_internal_error(self) -> None:
+        self.internal_errors += 1
 
     def reload(self) -> None:
         """Re-read the config (SIGHUP, `systemctl reload`): apply what is safe, name what needs a restart."""
@@ -359,7 +338,8 @@ class EndpointDaemon:
             name=self.ep.name, names=self.names, config=self.config, state=self.state, interchange=self.ix_status,
             managers=self.ix_managers, tasks_outstanding=len(self.ledger), tasks_completed=self.ledger.completed,
             broker_connected=self.agent.ready, broker_messages=self.agent.counts,
-            broker_link=self.agent.describe(), pids=self.components.pids(),
+            broker_link={**self.agent.describe(), "results_unpublished": len(self.outbox),
+                         "result_publishes_unconfirmed": self.outbox.in_flight}, pids=self.components.pids(),
             interchange_restarts=self.components.interchange_restarts,
             managers_replaced=self.components.managers_replaced, prefetch=self.agent.prefetch,
             internal_errors=self.internal_errors, blocks=self.components.describe_blocks(),

@@ -12,7 +12,7 @@ from typing import Any
 import pika
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
-from ..broker import ReplyCode, broker_urls, describe_connection_error, node_parameters
+from ..broker import ReplyCode, broker_urls, describe_connection_error, node_parameters, server_summary, where
 from ..config.model import DEFAULT_BROKER_URL
 from ..credentials import Identity
 from ..credentials.identity import identity_from_env
@@ -51,16 +51,21 @@ class Client:
                  client_secret: str | None = None, tls_ca: str | None = None):
         self.identity = sdk_identity(client_id, client_secret)
         self.nodes = sdk_parameters(broker_url, self.identity, tls_ca, "compute-endpoint client")
+        self.node = ""  # host:port of the node the last connect() reached
+        self.server: dict[str, str] = {}  # its cluster name and RabbitMQ version (broker.server_summary)
 
     def _names(self, endpoint_id: str, owner: str | None) -> EndpointNames:
         return EndpointNames(owner or self.identity.client_id, str(endpoint_id))
 
     def connect(self) -> pika.BlockingConnection:
-        """A connection to the first node that answers, in the order given."""
+        """A connection to the first node that answers, in the order given; ``node`` and ``server`` say which."""
         failures = []
         for params in self.nodes:
             try:
-                return pika.BlockingConnection(params)
+                connection = pika.BlockingConnection(params)
+                # BlockingConnection keeps what the node announced on the connection it wraps, and only there.
+                self.node, self.server = where(params), server_summary(connection._impl.server_properties)
+                return connection
             except AMQPConnectionError as exc:
                 failure = describe_connection_error(exc, params, self.identity.client_id)
                 if failure.fatal:

@@ -19,7 +19,6 @@ import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from ..broker import (
-    CONFIRM_TIMEOUT,
     ConfirmTracker,
     NodeRotation,
     ReplyCode,
@@ -43,7 +42,7 @@ BUNDLE_MAX_BYTES = 4 * 2**20
 # While this many messages await the broker's confirm, further tasks wait and then
 # leave together: large bundles under load, no waiting for a lone submission.
 PUBLISHES_IN_FLIGHT = 4
-CONFIRM_CHECK_PERIOD = 5.0
+CONFIRM_CHECK_PERIOD = 1.0
 
 Item = tuple[str, str, bytes, str]  # exchange, routing key, packed message, message id
 
@@ -112,12 +111,12 @@ class BrokerSession:
         self._ioloop.close()
 
     def _check_confirms(self) -> None:
-        """Tasks the broker has not confirmed for CONFIRM_TIMEOUT: a new channel (and connection) sends them again."""
+        """Tasks unconfirmed too long, or refused again and again: a new channel (and connection) sends them again."""
         if self._closing:
             return
-        if self._unconfirmed.oldest_wait() > CONFIRM_TIMEOUT and self._channel is not None and self._channel.is_open:
-            log.warning("the broker at %s has not confirmed tasks for %.0f s; reconnecting to send them again",
-                        self.node, self._unconfirmed.oldest_wait())
+        stuck = self._unconfirmed.stuck()
+        if stuck and self._channel is not None and self._channel.is_open:
+            log.warning("the broker at %s %s; reconnecting to send the tasks again", self.node, stuck)
             self._channel.close()
         self._ioloop.call_later(CONFIRM_CHECK_PERIOD, self._check_confirms)
 
@@ -240,7 +239,7 @@ class BrokerSession:
             # user_id: RabbitMQ checks it is ours; the endpoint runs tasks only from identities it allows.
             props = pika.BasicProperties(message_id=_message_id(group), delivery_mode=2, user_id=self.identity)
             self._channel.basic_publish(exchange, key, body, props, mandatory=True)
-            self._unconfirmed.published(group)
+            self._unconfirmed.published(group, f"{exchange} {key}")
 
     def _on_confirm(self, frame: Any) -> None:
         ok, groups = self._unconfirmed.confirmed(frame)
