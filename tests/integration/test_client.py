@@ -48,3 +48,19 @@ def test_shutdown_command_stops_the_endpoint_cleanly(endpoint):
     reply = endpoint.client().send_command(endpoint.endpoint_id, "shutdown", timeout=10)
     assert reply.ok
     wait_for(lambda: endpoint.state() == "Stopped", timeout=30, what="the endpoint to stop")
+
+
+def test_an_internal_error_in_the_sdks_broker_thread_fails_the_futures_instead_of_leaving_them_waiting(endpoint):
+    from ..support.tasks import nap
+
+    with endpoint.executor() as ex:
+        session = ex._session
+        session.publish = lambda *_args: None  # the task never leaves: only the crash can settle its future
+        future = ex.submit(nap, 0.01, 1)
+
+        def crash():
+            raise RuntimeError("a bug in the session thread")
+
+        session._ioloop.add_callback_threadsafe(crash)
+        with pytest.raises(Exception, match="broker session stopped on an internal error: RuntimeError: a bug"):
+            future.result(timeout=10)

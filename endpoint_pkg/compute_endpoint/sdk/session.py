@@ -43,6 +43,7 @@ BUNDLE_MAX_BYTES = 4 * 2**20
 # leave together: large bundles under load, no waiting for a lone submission.
 PUBLISHES_IN_FLIGHT = 4
 CONFIRM_CHECK_PERIOD = 1.0
+NACK_RETRY_DELAY = 0.5  # refused (nacked) tasks go again after this
 
 Item = tuple[str, str, bytes, str]  # exchange, routing key, packed message, message id
 
@@ -107,7 +108,13 @@ class BrokerSession:
     def _run(self) -> None:
         self._connect()
         self._ioloop.call_later(CONFIRM_CHECK_PERIOD, self._check_confirms)
-        self._ioloop.start()
+        try:
+            self._ioloop.start()
+        except Exception as exc:  # a bug here must fail the futures, not leave them waiting for ever
+            log.exception("the SDK's broker session stopped on an internal error")
+            self.fatal_error = f"the SDK's broker session stopped on an internal error: {type(exc).__name__}: {exc}"
+            self.ready.set()
+            self._on_refused(self.fatal_error)
         self._ioloop.close()
 
     def _check_confirms(self) -> None:
@@ -222,8 +229,9 @@ class BrokerSession:
     def _flush(self) -> None:
         with self._lock:
             self._flush_scheduled = False
-            if self._channel is None or not self.ready.is_set() or len(self._unconfirmed) >= PUBLISHES_IN_FLIGHT:
-                return
+            if (self._channel is None or not self._channel.is_open or not self.ready.is_set()
+                    or len(self._unconfirmed) >= PUBLISHES_IN_FLIGHT):
+                return  # (a channel being replaced is closing: the next one flushes once ready)
             items, self._outbox = self._outbox, deque()
         groups = _bundles(list(items))
         room = PUBLISHES_IN_FLIGHT - len(self._unconfirmed)
@@ -246,7 +254,10 @@ class BrokerSession:
         if not ok:
             with self._lock:
                 self._outbox.extendleft(reversed([item for group in groups for item in group]))
-            self._ioloop.call_later(0.5, self._flush)
+                retry = not self._flush_scheduled
+                self._flush_scheduled = True
+            if retry:  # one retry for all the refusals of a moment, not one each
+                self._ioloop.call_later(NACK_RETRY_DELAY, self._flush)
             return
         with self._lock:
             self._not_confirmed -= sum(len(group) for group in groups)
