@@ -24,8 +24,9 @@ def test_a_deep_queue_is_drawn_down_a_prefetch_window_at_a_time(endpoint):
         assert queue_depth(tasks_queue) > 0
         endpoint.start()
         held = []
+        client = endpoint.client()  # asked in-process: a CLI per sample is too slow to see the window under load
         while not all(f.done() for f in futures[-100:]):
-            status = endpoint.status()
+            status = client.send_command(endpoint.endpoint_id, "status", timeout=10).data
             held.append((status["tasks_outstanding"], status["tasks_queued_in_interchange"], status["capacity"]))
         assert [f.result(timeout=120) for f in futures] == list(range(3000))
     # The broker hands the endpoint at most 2 x capacity deliveries at a time,
