@@ -35,7 +35,7 @@ lint: venv
 test-python: test-tools venv broker
 	$(PY) -m pytest tests
 
-# The molecule scenarios boot systemd containers (root): about 8 minutes for the three.
+# The molecule scenarios boot systemd containers (root): about 25 minutes for the four.
 molecule: test-tools venv
 	scripts/molecule-artifacts.sh
 	$(TOOLS_PATH) $(VENV)/bin/molecule test --all
