@@ -194,6 +194,12 @@ NACK_PATIENCE = 5.0
 NACKS_BEFORE_NEW_CHANNEL = 3
 
 
+class _Publish(NamedTuple, Generic[T]):
+    value: T
+    sent_at: float  # time.monotonic()
+    destination: str  # exchange and routing key
+
+
 class ConfirmTracker(Generic[T]):
     """Which publishes a publisher confirm is about.
 
@@ -204,9 +210,7 @@ class ConfirmTracker(Generic[T]):
 
     def __init__(self) -> None:
         self._seq = 0
-        self._pending: dict[int, T] = {}  # insertion order is publish order
-        self._sent_at: dict[int, float] = {}
-        self._destination: dict[int, str] = {}
+        self._pending: dict[int, _Publish[T]] = {}  # insertion order is publish order
         self._refusals: dict[str, tuple[float, int]] = {}  # destination: (first refusal since a success, count)
 
     def __len__(self) -> int:
@@ -215,15 +219,13 @@ class ConfirmTracker(Generic[T]):
     def published(self, value: T, destination: str = "") -> int:
         """Record the next publish on the channel (to ``destination``: exchange and routing key); its number."""
         self._seq += 1
-        self._pending[self._seq] = value
-        self._sent_at[self._seq] = time.monotonic()
-        self._destination[self._seq] = destination
+        self._pending[self._seq] = _Publish(value, time.monotonic(), destination)
         return self._seq
 
     def oldest_wait(self) -> float:
         """Seconds the oldest publish not yet settled has waited (0 when none has)."""
-        first = next(iter(self._sent_at.values()), None)
-        return 0.0 if first is None else time.monotonic() - first
+        first = next(iter(self._pending.values()), None)
+        return 0.0 if first is None else time.monotonic() - first.sent_at
 
     def confirmed(self, frame: Any) -> tuple[bool, list[T]]:
         """(acked, the values it settles) for a Basic.Ack or Basic.Nack frame."""
@@ -237,10 +239,10 @@ class ConfirmTracker(Generic[T]):
                 tags.append(seq)
         else:
             tags = [method.delivery_tag] if method.delivery_tag in self._pending else []
-        for seq in tags:
-            self._sent_at.pop(seq, None)
-            self._count_refusal(self._destination.pop(seq, ""), ok)
-        return ok, [self._pending.pop(seq) for seq in tags]
+        settled = [self._pending.pop(seq) for seq in tags]
+        for publish in settled:
+            self._count_refusal(publish.destination, ok)
+        return ok, [publish.value for publish in settled]
 
     def _count_refusal(self, destination: str, ok: bool) -> None:
         if ok:
@@ -251,8 +253,9 @@ class ConfirmTracker(Generic[T]):
 
     def stuck(self) -> str | None:
         """Why this channel should be given up for a new one, if it should: see CONFIRM_TIMEOUT, NACK_PATIENCE."""
-        if self.oldest_wait() > CONFIRM_TIMEOUT:
-            return f"has not confirmed a publish for {self.oldest_wait():.0f} s"
+        waited = self.oldest_wait()
+        if waited > CONFIRM_TIMEOUT:
+            return f"has not confirmed a publish for {waited:.0f} s"
         now = time.monotonic()
         for destination, (since, count) in self._refusals.items():
             if count >= NACKS_BEFORE_NEW_CHANNEL and now - since > NACK_PATIENCE:
@@ -260,17 +263,15 @@ class ConfirmTracker(Generic[T]):
         return None
 
     def pending(self) -> list[T]:
-        return list(self._pending.values())
+        return [publish.value for publish in self._pending.values()]
 
     def reset(self) -> list[T]:
         """The channel is gone, and with it any confirm still owed: the unsettled values, in publish order.
 
         Numbering starts again at 1 on the next channel.
         """
-        values = list(self._pending.values())
+        values = self.pending()
         self._pending.clear()
-        self._sent_at.clear()
-        self._destination.clear()
         self._refusals.clear()
         self._seq = 0
         return values
