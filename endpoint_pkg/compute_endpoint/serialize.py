@@ -13,6 +13,8 @@ interchange and manager route these bytes without unpickling them.
 import hashlib
 import io
 import pickle
+import pickletools
+import sys
 import traceback
 import weakref
 from collections.abc import Callable
@@ -91,6 +93,33 @@ class _PlainDataUnpickler(pickle.Unpickler):
 def load_plain_data(data: bytes) -> Any:
     """Unpickle, refusing any object but plain data, so that loading runs no code of the sender's."""
     return _PlainDataUnpickler(io.BytesIO(data)).load()
+
+
+def python_version() -> str:
+    """This interpreter's "major.minor": code serialized by value runs only under the same one."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def carries_code(data: bytes) -> bool:
+    """Whether a pickle holds code by value (a lambda, a function or class from ``__main__``).
+
+    cloudpickle rebuilds such code through its own helpers, so the pickle names
+    its module; functions pickled by reference name only their own module. The
+    bytecode inside does not carry across Python versions: loading it under
+    another one can crash the interpreter, so it is looked for before loading.
+    """
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL" and str(arg).startswith("cloudpickle"):
+                return True
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2 and strings[-2].startswith("cloudpickle"):
+                return True
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # not a pickle at all: loading it fails with its own error
+        return False
+    return False
 
 
 def format_exception(exc: BaseException) -> str:

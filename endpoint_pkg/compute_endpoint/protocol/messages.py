@@ -209,6 +209,7 @@ class Task(Message):
     ranks_per_node: int = 0
     mpi_nodes: str = ""  # set by the manager that places it (never by a submitter): its nodes, comma-separated,
     mpi_prefix: str = ""  # and the launcher command that starts its ranks there
+    python_version: str = ""  # the submitter's "major.minor": by-value code runs only under the same one
     payload: bytes = b""
 
 

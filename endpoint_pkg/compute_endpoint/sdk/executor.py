@@ -172,7 +172,7 @@ class Executor(_BaseExecutor):
                     reply_to=self._session.reply.key, submitter=self.identity.client_id,
                     walltime=self.walltime, submitted_at=time.time(), num_nodes=self._nodes,
                     ranks_per_node=self._ranks_per_node, container_type=self.container or "RAW",
-                    payload=fn_bytes + arg_bytes)
+                    python_version=serialize.python_version(), payload=fn_bytes + arg_bytes)
         body = task.pack()
         if len(body) > self.max_payload_bytes:
             future.set_exception(PayloadTooLargeError(

@@ -86,6 +86,10 @@ def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id:
             error_kind=ErrorKind.FUNCTION_NOT_ALLOWED, error_type="FunctionHashMismatch", finished_at=time.time(),
             message=f"the function sent is not the one its hash ({task.fn_hash}) names; nothing of it was loaded",
             **common)
+    mismatch = _python_mismatch(task, fn_bytes)
+    if mismatch:
+        return Result.failure(error_kind=ErrorKind.SERIALIZATION, error_type="PythonVersionMismatch",
+                              message=mismatch, finished_at=time.time(), **common)
     try:
         fn = cache.get(task.fn_hash, fn_bytes)
         load_arguments = serialize.load_plain_data if plain_arguments else serialize.load
@@ -107,6 +111,23 @@ def execute(task: Task, cache: FunctionCache, max_result_bytes: int, manager_id:
                                   message=over_limit, finished_at=time.time(), **common)
         return _exception_result(exc, common)
     return _value_result(value, common, max_result_bytes)
+
+
+def _python_mismatch(task: Task, fn_bytes: bytes) -> str | None:
+    """Why a task's by-value code cannot be loaded here, or None: only when the Python versions differ."""
+    ours = serialize.python_version()
+    if not task.python_version or task.python_version == ours:
+        return None
+    if serialize.carries_code(fn_bytes):
+        what = "the function"
+    elif serialize.carries_code(task.payload[task.fn_len:]):
+        what = "an argument"
+    else:
+        return None  # functions and values sent by reference load under any version
+    return (f"{what} was sent by value (a lambda, or code defined in __main__ or a notebook) from Python "
+            f"{task.python_version}, and this endpoint's workers run Python {ours}; bytecode does not carry "
+            f"across Python versions, so it was not loaded. Submit from Python {ours}, or put the code in a "
+            "module installed where the workers run, so that it travels by reference")
 
 
 def _limit_reached(exc: BaseException, limits: WorkerLimits) -> str | None:
