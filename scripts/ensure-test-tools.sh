@@ -16,9 +16,10 @@ set -euo pipefail
 #   mpich                      mpiexec, for MPIFunction under GlobusMPIEngine
 #   podman runc catatonit      containers around managers and workers (runc: crun fails on these machines)
 #   charliecloud-runtime       ch-run, the HPC-style unprivileged runtime
+#   prometheus                 a real Prometheus server scraping the endpoint's /metrics (tests/integration/test_metrics.py)
 PACKAGES=(rabbitmq-server python3.11 python3.11-venv python3-venv iproute2 debootstrap systemd-container
           rpm rpmlint lintian binutils openssh-client openssl util-linux procps
-          slurmctld slurmd slurm-client munge mpich podman runc catatonit charliecloud-runtime)
+          slurmctld slurmd slurm-client munge mpich podman runc catatonit charliecloud-runtime prometheus)
 
 # podman here: runc rather than crun, and no default ulimits (both fail in these machines' containers).
 PODMAN_CONF=/etc/containers/containers.conf.d/50-compute-endpoint-tests.conf

@@ -20,6 +20,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectionWorkflowFailed
 from pika.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
 
 from .backoff import Backoff
+from .errors import ExitCode, Verdict
 
 __all__ = ["Backoff", "ConfirmTracker", "NodeRotation", "ReplyCode", "broker_urls", "connection_parameters",
            "describe_connection_error", "node_parameters", "queue_arguments", "reply_code", "reply_text",
@@ -173,12 +174,13 @@ def describe_connection_error(error: BaseException, params: pika.ConnectionParam
     where = f"{params.host}:{params.port}"
     text = str(error)
     if isinstance(error, ProbableAuthenticationError) or ("ACCESS_REFUSED" in text and "Login" in text):
-        return ConnectionFailure(True, f"the broker at {where} refused the credentials of identity {who!r} "
-                                       "(ACCESS_REFUSED); check COMPUTE_CLIENT_ID/COMPUTE_CLIENT_SECRET or run "
-                                       "`compute-endpoint login`")
+        return ConnectionFailure(True, Verdict(f"the broker at {where} refused the credentials of identity {who!r} "
+                                               "(ACCESS_REFUSED); check COMPUTE_CLIENT_ID/COMPUTE_CLIENT_SECRET or "
+                                               "run `compute-endpoint login`", ExitCode.NO_PERMISSION))
     if isinstance(error, ProbableAccessDeniedError):
-        return ConnectionFailure(True, f"identity {who!r} may not use virtual host {params.virtual_host!r} on "
-                                       f"{where}; ask the broker administrator for permissions")
+        return ConnectionFailure(True, Verdict(f"identity {who!r} may not use virtual host {params.virtual_host!r} on "
+                                               f"{where}; ask the broker administrator for permissions",
+                                               ExitCode.NO_PERMISSION))
     return ConnectionFailure(False, f"cannot reach the broker at {where}: {text or type(error).__name__}")
 
 

@@ -28,10 +28,11 @@ from .credentials import CredentialStore, Identity, environment_without_secrets,
 from .endpoint.components import kill_leftovers
 from .endpoint.lock import lock_is_held
 from .endpoint.main import DaemonSettings
-from .errors import EndpointError
+from .errors import AlreadyRunningError, EndpointError, UnavailableError, with_exit_code
 from .paths import EndpointDir, EndpointHome, read_json, service_ids, share_with_service, write_private
 from .procs import as_user, spawn, terminate
 from .protocol import CommandAction
+from .readiness import Readiness
 from .sdk.client import Client
 from .systemctl import Units, installed_units, owner_of, start_units, stop_units, unit_state
 
@@ -157,10 +158,10 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
     state = state_of(ep)
     if state is State.RUNNING:
         where = f" on host {host}" if (host := other_host(ep)) else ""
-        raise EndpointError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)}{where})")
+        raise AlreadyRunningError(f"endpoint {name!r} is already running (pid {daemon_pid(ep)}{where})")
     if state is State.DISCONNECTED and _runs_elsewhere(home, ep, progress):
-        raise EndpointError(f"endpoint {name!r} is running on host {daemon_host(ep)} (pid {daemon_pid(ep)}), which "
-                            f"shares this endpoint's directory: stop it there first, or use it as it is")
+        raise AlreadyRunningError(f"endpoint {name!r} is running on host {daemon_host(ep)} (pid {daemon_pid(ep)}), "
+                                  "which shares this endpoint's directory: stop it there first, or use it as it is")
     if state is State.DISCONNECTED:
         progress("the endpoint was not stopped cleanly; cleaning up first")
         cleanup_stale(ep)
@@ -168,8 +169,11 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
     line = _spawn_daemon(ep, identity, progress, timeout)
     if line.startswith("READY"):
         return {"name": name, "endpoint_id": ep.read_info().get("endpoint_id"), "message": line[6:]}
-    if line.startswith("FAILED"):
-        raise EndpointError(line[7:])
+    if line.startswith("FAILED"):  # the daemon's verdict, with the code it exits with
+        code, message = Readiness.parse_failed(line)
+        raise with_exit_code(EndpointError(message), code)
+    if "cannot reach the broker" in line:  # still retrying in the background, but the broker is the reason
+        raise UnavailableError(line)
     raise EndpointError(line)
 
 

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EndpointError, NotFoundError
+from .errors import EndpointError, NoPermissionError, NotFoundError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SYSTEM_CONFIG_ROOT = Path("/etc/compute-endpoint")
@@ -64,6 +64,18 @@ class EndpointHome:
         if not ep.is_configured():
             raise NotFoundError(f"endpoint {name!r} is not configured; run `compute-endpoint configure {name}`")
         return ep
+
+    def name_of(self, name_or_id: str) -> str:
+        """The name of the endpoint called ``name_or_id``, or else whose endpoint id (UUID) it is."""
+        if NAME_PATTERN.match(name_or_id or "") and self.endpoint(name_or_id).is_configured():
+            return name_or_id
+        wanted = name_or_id.strip().lower()
+        for name in self.names():
+            if str(self.endpoint(name).read_info().get("endpoint_id") or "").lower() == wanted:
+                return name
+        raise NotFoundError(f"endpoint {name_or_id!r} is not configured, and no endpoint under {self.config_root} "
+                            f"has the id {name_or_id!r}: `compute-endpoint list` shows their names and ids; "
+                            f"create one with `compute-endpoint configure`")
 
     def names(self) -> list[str]:
         if not self.config_root.is_dir():
@@ -230,7 +242,7 @@ def ensure_private_dir(path: Path) -> Path:
             pass
         info = directory.lstat()
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            raise EndpointError(f"{directory} is not a directory owned by this user (uid {os.geteuid()}); "
+            raise NoPermissionError(f"{directory} is not a directory owned by this user (uid {os.geteuid()}); "
                                 "remove it and start again")
         if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(directory, 0o700)  # ours, created before under another umask: make it private

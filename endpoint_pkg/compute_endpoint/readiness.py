@@ -1,7 +1,9 @@
 """Telling whoever started a component how start-up is going, and that it is alive.
 
 Two audiences: the `compute-endpoint start` command, which waits on a pipe
-for progress lines and a final READY or FAILED line; and systemd, which
+for progress lines and a final READY or FAILED line (``FAILED CODE message``:
+the exit code the component ends with, see ``errors.ExitCode``, which the
+command exits with too); and systemd, which
 waits for READY=1 on its notify socket (Type=notify) and expects WATCHDOG=1
 pings while WatchdogSec is set.
 """
@@ -44,10 +46,11 @@ class Readiness:
         self._close_pipe()
         self._notify(f"READY=1\nSTATUS={text}")
 
-    def failed(self, text: str) -> None:
-        self._line(f"FAILED {text}")
+    def failed(self, text: str, code: int = 1) -> None:
+        """Start-up failed; the component is to exit with ``code`` (an ``ExitCode``)."""
+        self._line(f"FAILED {int(code)} {text}")
         self._close_pipe()
-        self._notify(f"STATUS={text}")
+        self._notify(f"STATUS={text}\nEXIT_STATUS={int(code)}")
 
     def watchdog(self) -> None:
         self._notify("WATCHDOG=1")
@@ -60,6 +63,15 @@ class Readiness:
         if now >= self._next_ping:
             self._next_ping = now + self._watchdog_every
             self.watchdog()
+
+    @staticmethod
+    def parse_failed(line: str) -> tuple[int, str]:
+        """(exit code, message) of a ``FAILED`` line (a line without a code, from an older daemon: 1)."""
+        rest = line.removeprefix("FAILED").strip()
+        code, _, message = rest.partition(" ")
+        if code.isdigit():
+            return int(code), message
+        return 1, rest
 
     def stopping(self, text: str = "stopping") -> None:
         self._notify(f"STOPPING=1\nSTATUS={text}")

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EndpointError
+from .errors import EndpointError, ExitCode
 from .paths import EndpointDir, EndpointHome
 
 UNIT_DIRS = (Path("/etc/systemd/system"), Path("/lib/systemd/system"), Path("/usr/lib/systemd/system"))
@@ -98,8 +98,12 @@ def start_units(units: Units) -> None:
     done = systemctl("start", *_distinct(units.control, *units.services), check=False)
     failed = done.returncode != 0 or unit_state(units.daemon) not in ("active", "reloading")
     if failed:
-        raise EndpointError(f"systemd could not start {units.daemon}: {recent_journal(units.daemon)} "
-                            f"(see `journalctl -u {units.daemon}`)")
+        error = EndpointError(f"systemd could not start {units.daemon}: {recent_journal(units.daemon)} "
+                              f"(see `journalctl -u {units.daemon}`)")
+        status = systemctl("show", "-P", "ExecMainStatus", units.daemon, check=False).stdout.strip()
+        if status.isdigit() and int(status) in set(ExitCode) - {ExitCode.OK}:  # the daemon's own verdict
+            error.exit_code = int(status)
+        raise error
 
 
 def stop_units(units: Units) -> None:
@@ -128,6 +132,8 @@ Environment=COMPUTE_ENDPOINT_HOME={home}
 ExecStart={python} -m compute_endpoint.endpoint {name}
 Restart=on-failure
 RestartSec=2
+# Already running, refused by the broker, a bad config: a restart cannot fix these (see `--help`).
+RestartPreventExitStatus=73 77 78
 WatchdogSec=60
 # The stop reaches the endpoint alone, which drains, then stops what it started.
 KillMode=mixed

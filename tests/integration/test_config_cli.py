@@ -6,7 +6,7 @@ def test_start_refuses_a_bad_config_with_file_line_and_key(endpoint_factory):
     config = ep.dir / "config.yaml"
     config.write_text(config.read_text().replace("max_workers_per_node: 2", "max_workers_per_node: -1"))
     done = ep.cli("start", "default")
-    assert done.returncode != 0
+    assert done.returncode == 78  # EX_CONFIG
     line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "max_workers_per_node" in text)
     assert f"{config}:{line}: engine.max_workers_per_node: expected an integer of at least 1, got -1" in done.stderr
     assert "Traceback" not in done.stderr
@@ -20,4 +20,4 @@ def test_check_config_command(endpoint_factory, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("engine:\n  provider:\n    type: KubernetsProvider\n")
     done = ep.cli("check-config", str(bad))
-    assert done.returncode != 0 and f"{bad}:3: engine.provider.type" in done.stderr
+    assert done.returncode == 78 and f"{bad}:3: engine.provider.type" in done.stderr

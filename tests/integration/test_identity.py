@@ -15,7 +15,7 @@ from ..support.endpoints import Identity
 def test_another_identity_cannot_start_the_endpoint(endpoint, bob):
     endpoint.stop()
     refused = endpoint.cli("start", "default", identity=bob)
-    assert refused.returncode != 0
+    assert refused.returncode == 77  # EX_NOPERM
     assert f"refused identity {bob.client_id!r}" in refused.stderr
     assert f"belongs to {endpoint.identity.client_id!r}" in refused.stderr
     assert "only the owner can start an endpoint" in refused.stderr
@@ -40,7 +40,7 @@ def test_wrong_secret_is_refused_clearly(endpoint):
     endpoint.stop()
     wrong = Identity(endpoint.identity.client_id, "not-the-password")
     done = endpoint.cli("start", "default", identity=wrong)
-    assert done.returncode != 0
+    assert done.returncode == 77  # EX_NOPERM
     assert "refused the credentials" in done.stderr
     assert "COMPUTE_CLIENT_ID" in done.stderr
     assert "Traceback" not in done.stderr
@@ -51,7 +51,7 @@ def test_missing_credentials_say_how_to_provide_them(endpoint_factory):
     env = ep.env()
     del env["COMPUTE_CLIENT_ID"], env["COMPUTE_CLIENT_SECRET"]
     done = ep.cli("start", "default", env=env)
-    assert done.returncode != 0
+    assert done.returncode == 78  # EX_CONFIG: no identity to connect as
     assert "no broker credentials" in done.stderr and "compute-endpoint login default" in done.stderr
     env["COMPUTE_CLIENT_ID"] = "someone"
     half = ep.cli("start", "default", env=env)

@@ -119,7 +119,7 @@ def test_delete_removes_files_and_queues(endpoint):
 
 def test_start_twice_says_already_running(endpoint):
     again = endpoint.cli("start", "default")
-    assert again.returncode != 0
+    assert again.returncode == 73  # EX_CANTCREAT: already running
     assert "already running" in again.stderr
     assert "Traceback" not in again.stderr
 

@@ -39,7 +39,7 @@ def test_a_second_start_from_another_node_is_refused_naming_the_node(endpoint, t
     shutil.copytree(endpoint.home, other.home, ignore=shutil.ignore_patterns("run", "daemon.lock"))
     as_if_written_on(other, "login1")
     done = other.cli("start", other.name)
-    assert done.returncode != 0 and "is running on host login1" in done.stderr, done.stderr
+    assert done.returncode == 73 and "is running on host login1" in done.stderr, done.stderr
     with endpoint.executor() as ex:
         assert ex.submit(square, 5).result(timeout=30) == 25, "the running one serves on"
 
@@ -50,7 +50,7 @@ def test_without_a_pid_file_the_broker_refuses_a_second_daemon(endpoint, tmp_pat
                                                                               "components.json"))
     done = other.cli("start", other.name)
     try:
-        assert done.returncode != 0 and "another daemon of this endpoint is already taking its tasks" in (
+        assert done.returncode == 73 and "another daemon of this endpoint is already taking its tasks" in (
             done.stdout + done.stderr + other.logs())
     finally:
         other.stop()

@@ -6,15 +6,7 @@ import pytest
 
 from compute_endpoint.config import Config, ConfigError, Engine, LocalProvider, load_config, load_yaml_text
 
-
-def load(text: str) -> Config:
-    return load_yaml_text(textwrap.dedent(text), "config.yaml")
-
-
-def error_of(text: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load(text)
-    return str(caught.value)
+from ..support.config_text import error_of, load
 
 
 def test_the_seed_import_path_resolves():

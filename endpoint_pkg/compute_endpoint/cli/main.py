@@ -1,11 +1,9 @@
 """The `compute-endpoint` command. Each command parses, calls the library, prints."""
 
 import sys
-import traceback
-from collections.abc import Callable
-from functools import wraps
 from getpass import getpass
-from typing import Annotated, Optional, ParamSpec, TypeVar
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,22 +12,21 @@ from ..config import Broker, ConfigError, load_config
 from ..config.describe import describe
 from ..config.model import DEFAULT_BROKER_URL
 from ..curve import ENDPOINT, MANAGER, KeyStore
-from ..errors import EndpointError
-from ..paths import EndpointHome
 from . import output
+from .common import NameArg, NewNameArg, command, creates_endpoint, exit_codes_epilog, state, use_config_dir
+from .common import home as _home
+from .logout import logout
+from .logs import logs
 from .serve import serve_app
+from .watch import watch_status
 
 app = typer.Typer(
     name="compute-endpoint",
     help="Run and manage compute endpoints: services that execute Python functions sent over RabbitMQ.",
+    epilog=exit_codes_epilog(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-_state = {"debug": False}
-P = ParamSpec("P")
-R = TypeVar("R")
-
-NameArg = Annotated[str, typer.Argument(help="Endpoint name.", show_default=True)]
 
 
 def _version(value: bool) -> None:
@@ -41,43 +38,22 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    config_dir: Annotated[Optional[Path], typer.Option(
+        "--config-dir", "-c", file_okay=False,
+        help="The directory of the endpoints to act on (default: $COMPUTE_ENDPOINT_HOME or ~/.compute_endpoint); "
+             "endpoints started here keep using it.")] = None,
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
-    _state["debug"] = debug
-
-
-def command(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run a command body; print an EndpointError once and exit with its code."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except EndpointError as exc:
-            if _state["debug"]:
-                traceback.print_exc()
-            output.error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            if _state["debug"]:
-                traceback.print_exc()
-            output.error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _home() -> EndpointHome:
-    return EndpointHome.resolve()
+    state["debug"] = debug
+    use_config_dir(config_dir)
 
 
 @app.command()
 @command
+@creates_endpoint
 def configure(
-    name: NameArg = "default",
+    name: NewNameArg = "default",
     broker_url: Annotated[Optional[str], typer.Option(
         "--broker-url", help="Broker URL without credentials, e.g. amqp://127.0.0.1:5672/%2F")] = None,
 ) -> None:
@@ -162,8 +138,14 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
 def status(
     name: NameArg = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh a live view until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
 ) -> None:
-    """Show an endpoint's state, queues, managers, workers, tasks, blocks, container workers and process ids."""
+    """Show an endpoint's state, queues, managers, workers, tasks, blocks, container workers and process ids;
+    with --watch, a live view of its queues, tasks, task rate, managers and blocks."""
+    if watch:
+        watch_status(_home(), name, interval)
+        return
     data = control.status(_home(), name)
     if as_json:
         output.print_json(data)
@@ -313,6 +295,8 @@ def main() -> None:
     app()
 
 
+app.command("logs")(command(logs))
+app.command("logout")(command(logout))
 app.add_typer(serve_app, name="serve")
 app.add_typer(keys_app, name="keys")
 

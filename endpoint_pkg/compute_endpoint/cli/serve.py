@@ -1,12 +1,14 @@
 """`compute-endpoint serve ...`: one component in the foreground, as the systemd units run them."""
 
+import sys
+import traceback
 from typing import Annotated
 
 import typer
 
 from ..config import Config, load_config
 from ..endpoint import main as daemon_main
-from ..errors import EndpointError
+from ..errors import EndpointError, ExitCode
 from ..interchange import main as interchange_main
 from ..manager import main as manager_main
 from ..paths import EndpointDir, EndpointHome
@@ -37,9 +39,14 @@ def serve_endpoint(name: NameArg) -> None:
     settings = daemon_main.DaemonSettings(name, log_to_stderr=True, components="units")
     try:
         _exit(daemon_main.run(settings, readiness))
-    except EndpointError as exc:
-        readiness.failed(str(exc))
-        raise
+    except EndpointError as exc:  # systemd sees the code: RestartPreventExitStatus= stops a futile restart loop
+        readiness.failed(str(exc), exc.exit_code)
+        print(f"Error: {exc}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    except Exception as exc:  # a bug: the traceback goes to the journal, and systemd sees 70
+        readiness.failed(f"internal error: {type(exc).__name__}: {exc}", ExitCode.INTERNAL)
+        traceback.print_exc()
+        raise typer.Exit(ExitCode.INTERNAL) from None
 
 
 @serve_app.command("interchange")

@@ -2,6 +2,7 @@
 
 from .fields import ConfigError
 from .loader import load_config, load_yaml_text
+from .metrics import MetricsConfig
 from .model import Broker, Config, Engine, LocalProvider, Strategy
 
 # Upstream names, so configs written for Globus Compute read naturally.
@@ -11,5 +12,5 @@ UserEndpointConfig = Config
 
 __all__ = [
     "Broker", "Config", "ConfigError", "Engine", "GlobusComputeEngine", "HighThroughputEngine",
-    "LocalProvider", "Strategy", "UserEndpointConfig", "load_config", "load_yaml_text",
+    "LocalProvider", "MetricsConfig", "Strategy", "UserEndpointConfig", "load_config", "load_yaml_text",
 ]

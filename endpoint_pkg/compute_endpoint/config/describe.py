@@ -33,6 +33,8 @@ def describe(config: Config) -> list[tuple[str, str]]:
                                                                    if container.options else "")))
     rows.append(("Address", _address(config)))
     rows.append(("Broker", ", ".join(config.broker.urls)))
+    rows.append(("Metrics", f"Prometheus metrics at http://{config.metrics.address}/metrics" if config.metrics.enabled
+                 else "off (set metrics.address to serve Prometheus metrics)"))
     rows += [("Note", note) for note in engine.notes]
     return rows
 

@@ -10,11 +10,13 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import EndpointError
+from ..errors import EndpointError, ExitCode
 
 
 class ConfigError(EndpointError):
     """A config value that is wrong; knows the key, and later the file and line."""
+
+    exit_code = ExitCode.BAD_CONFIG
 
     def __init__(self, key: str, message: str, file: str | None = None, line: int | None = None):
         self.key = key

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import yaml
 
 from .fields import ConfigError
+from .metrics import MetricsConfig
 from .model import ENGINE_TYPES, Broker, Config, Engine, LocalProvider, Strategy
 from .network import KINDS as ADDRESS_KINDS
 from .network import AddressSpec
@@ -115,6 +116,8 @@ class _Builder:
             if key not in known:
                 self._unknown_key(path + (key,), known)
             nested = known[key].metadata.get("kind")
+            if value is None and nested is MetricsConfig:  # `metrics:` with nothing under it: off
+                value = {}
             if dataclasses.is_dataclass(nested):
                 value = self.build(nested, value, path + (key,))
             kwargs[key] = value

@@ -18,6 +18,7 @@ from ..containers.runtimes import NO_DOCKER_WORKERS, RUNTIMES, Container, Contai
 from ..protocol.broker_names import IDENTITY_PATTERN
 from ..protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .fields import ConfigError, check_fields, setting
+from .metrics import MetricsConfig
 from .network import AddressError, AddressSpec
 from .parsl_objects import is_parsl_provider
 from .parts import LocalProvider, Strategy, WorkerLimitsConfig
@@ -300,6 +301,8 @@ class Config:
                                   doc="seconds `stop` waits for tasks in flight before returning them to the queue")
     log_level: str = setting("INFO", kind=str, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     debug: bool = setting(False, kind=bool, doc="same as log_level: DEBUG")
+    metrics: MetricsConfig = setting(kind=MetricsConfig, factory=MetricsConfig,
+                                     doc="Prometheus metrics: {address: HOST:PORT} (unset: none served)")
     container_registry: Registry = field(default_factory=Registry, init=False, compare=False, repr=False)
 
     def __post_init__(self):

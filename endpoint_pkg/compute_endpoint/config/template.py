@@ -2,11 +2,12 @@
 
 System-wide, an administrator's ``/etc/compute-endpoint/config-template.yaml``
 (shipped by the package as a conffile) replaces the built-in text. Either may
-use the placeholders {name}, {broker_url} and {workers}.
+use the placeholders {name}, {broker_url}, {workers} and {metrics}.
 """
 
 from pathlib import Path
 
+from .metrics import SYSTEM_METRICS_ADDRESS
 from .model import DEFAULT_BROKER_URL
 
 SYSTEM_TEMPLATE = Path("/etc/compute-endpoint/config-template.yaml")
@@ -31,6 +32,10 @@ heartbeat_threshold: 120
 # in the endpoint's dead-letter queue with the reason.
 allowed_submitters: []
 
+# Prometheus metrics (compute_endpoint_*) served over HTTP at this HOST:PORT;
+# no address, no metrics.
+{metrics}
+
 engine:
   type: GlobusComputeEngine
   max_workers_per_node: {workers}
@@ -45,4 +50,6 @@ engine:
 
 def render_default_config(name: str, broker_url: str | None, workers: int, system: bool = False) -> str:
     template = SYSTEM_TEMPLATE.read_text() if system and SYSTEM_TEMPLATE.exists() else TEMPLATE
-    return template.format(name=name, broker_url=broker_url or DEFAULT_BROKER_URL, workers=workers)
+    # The packaged service serves metrics on loopback by default; a user's endpoint only when asked to.
+    metrics = f"metrics:\n  address: {SYSTEM_METRICS_ADDRESS}" if system else "metrics:\n  address:"
+    return template.format(name=name, broker_url=broker_url or DEFAULT_BROKER_URL, workers=workers, metrics=metrics)

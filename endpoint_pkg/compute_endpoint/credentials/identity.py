@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
-from ..errors import EndpointError
+from ..errors import EndpointError, ExitCode
 from ..protocol.broker_names import check_identity
 from .store import CredentialStore
 
@@ -12,7 +12,9 @@ ENV_SECRET = "COMPUTE_CLIENT_SECRET"
 
 
 class MissingCredentialsError(EndpointError):
-    pass
+    """No identity to connect as: part of setting the endpoint up, as its config is."""
+
+    exit_code = ExitCode.BAD_CONFIG
 
 
 @dataclass(frozen=True)

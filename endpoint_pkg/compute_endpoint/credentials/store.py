@@ -13,11 +13,17 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from ..errors import EndpointError
+from ..errors import EndpointError, ExitCode
 
 
 class CredentialStoreError(EndpointError):
     pass
+
+
+class CredentialKeyPermissionError(CredentialStoreError):
+    """The key file is readable by others, or not ours."""
+
+    exit_code = ExitCode.NO_PERMISSION
 
 
 def _systemd_key() -> Path | None:
@@ -34,6 +40,16 @@ class CredentialStore:
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def remove(self) -> bool:
+        """Delete the stored credentials; False when there were none."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        except PermissionError as exc:
+            raise CredentialKeyPermissionError(f"cannot remove {self.path}: {exc.strerror}") from None
+        return True
 
     def save(self, client_id: str, secret: str, group: int | None = None) -> None:
         """Encrypt and write; ``group``: a gid that may read the ciphertext (mode 0640), e.g. the service's."""
@@ -85,12 +101,12 @@ class CredentialStore:
             return  # systemd guarantees credential files are private to the unit
         info = self.key_file.stat()
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise CredentialStoreError(
+            raise CredentialKeyPermissionError(
                 f"the credential key {self.key_file} is readable by other users "
                 f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {self.key_file}`"
             )
         if info.st_uid != os.geteuid():
-            raise CredentialStoreError(
+            raise CredentialKeyPermissionError(
                 f"the credential key {self.key_file} belongs to uid {info.st_uid}, not to this user "
                 f"(uid {os.geteuid()}); only its owner may use it"
             )

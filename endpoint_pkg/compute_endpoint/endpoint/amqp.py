@@ -33,7 +33,7 @@ from ..broker import (
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames
 from .declarations import Done, Step, alone_step, exchange_step, queue_steps
 from .queues import EndpointQueues, QueueSettings
-from .refusals import another_daemon, refusal_advice
+from .refusals import another_daemon, connection_refused, refusal_advice
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class AmqpAgent:
             self._cb.on_stopped()
             return
         if isinstance(reason, ConnectionClosedByBroker) and reply_code(reason) == ReplyCode.ACCESS_REFUSED:
-            self._cb.on_fatal(f"the broker closed the connection: {reply_text(reason)}")
+            self._cb.on_fatal(connection_refused(reply_text(reason)))
             return
         self._cb.on_lost(f"connection to the broker at {self.node} lost: {reason}")
         self._schedule_reconnect(self._nodes.lost())

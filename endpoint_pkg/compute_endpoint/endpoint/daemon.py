@@ -15,6 +15,7 @@ from pika.adapters.select_connection import IOLoop
 from ..broker import node_parameters, where
 from ..config import Config
 from ..credentials import Identity
+from ..errors import ExitCode, exit_code_of
 from ..limits import deadline_after, effective_walltime
 from ..paths import EndpointDir
 from ..protocol import (
@@ -39,6 +40,7 @@ from .dead_letters import DeadLetters
 from .inflight import DeliveryGroup, InflightLedger, InflightTask, Receipt
 from .interchange_link import InterchangeLink
 from .loop_tasks import every, install_signals
+from .metrics import EndpointMetrics
 from .publisher import ResultOutbox
 from .queues import QueueSettings
 from .reload import reload_file
@@ -52,7 +54,8 @@ MAX_BUNDLE_ITEMS = 1024  # the SDK sends at most 32; more is not a client of our
 
 class EndpointDaemon:
     def __init__(self, ep: EndpointDir, config: Config, identity: Identity, endpoint_id: str, owner: str,
-                 readiness: Readiness, components: Components, on_registered: Callable[[], None]):
+                 readiness: Readiness, components: Components, on_registered: Callable[[], None],
+                 metrics: EndpointMetrics | None = None):
         self.ep = ep
         self.config = config
         self.identity = identity
@@ -87,6 +90,9 @@ class EndpointDaemon:
         self.ever_ready = False
         self.idle_heartbeats = 0
         self._stop_deadline: float | None = None
+        self.metrics = metrics or EndpointMetrics()  # gauges read status on this loop; scrapes come on other threads
+        self.metrics.read_status_with(lambda: self.status.as_dict(self.snapshot()), self.ioloop.add_callback_threadsafe)
+        self.dead_letters.on_set_aside = self.metrics.set_aside
 
     # --- running -------------------------------------------------------------
 
@@ -136,6 +142,7 @@ class EndpointDaemon:
             self._maybe_ready()
         else:
             log.info("reconnected to the broker")
+            self.metrics.reconnected()
 
     def _maybe_ready(self) -> None:
         """Ready once registered with the broker and the interchange has reported in."""
@@ -153,8 +160,8 @@ class EndpointDaemon:
 
     def on_fatal(self, message: str) -> None:
         log.error("%s", message)
-        self.readiness.failed(message)
-        self.exit_code = 3
+        self.exit_code = exit_code_of(message, ExitCode.FAILED)  # refusals carry their code (errors.Verdict)
+        self.readiness.failed(message, self.exit_code)
         self.state = DaemonState.STOPPING
         self.agent.stop()
 
@@ -209,6 +216,7 @@ class EndpointDaemon:
             return
         if self.ledger.receive(task.task_id, body, task.reply_to, group) != Receipt.NEW:
             return
+        self.metrics.task_received()
         entry = self.ledger[task.task_id]
         asked_for = task.container_type
         refusal = self.admission.task_refusal(task, len(body))
@@ -245,6 +253,7 @@ class EndpointDaemon:
         return len(self.ledger) > (self.ix_status.capacity if self.ix_status else 0)
 
     def _on_results_confirmed(self, entries: list[InflightTask]) -> None:
+        self.metrics.results_published(entries)
         for entry in entries:
             for group in self.ledger.finish(entry.task_id):
                 self.agent.ack(group.delivery)
@@ -279,6 +288,7 @@ class EndpointDaemon:
             previous, self.ix_status = self.ix_status, msg
             self.ix_managers = msg.managers  # decoded once here, not on every status request
             self.components.observe(msg)
+            self.metrics.observe_interchange(msg)
             if previous is not None and previous.incarnation != msg.incarnation:
                 self._resend_to_new_interchange()
             self.agent.set_prefetch(2 * msg.capacity)  # (capped at what AMQP can carry)
@@ -287,6 +297,7 @@ class EndpointDaemon:
     def _resend_to_new_interchange(self) -> None:
         waiting = self.ledger.awaiting_result()
         log.warning("the interchange restarted; resending the %d tasks it held", len(waiting))
+        self.metrics.resent(len(waiting))
         for entry in waiting:
             self.link.send_task(entry.body)
             self._start_deadline(entry)  # its time starts again

@@ -17,6 +17,7 @@ class DeadLetters:
         self.agent = agent
         self.names = names
         self.count = 0
+        self.on_set_aside: Callable[[str], None] = lambda reason: None  # counts for metrics, by reason
 
     def set_aside(self, body: bytes, reason: str, detail: str, group: DeliveryGroup | None,
                   sender: str | None, then: Callable[[], None] | None = None) -> None:
@@ -28,6 +29,7 @@ class DeadLetters:
         """
         log.error("message set aside in %s: %s", self.names.dead_queue, detail)
         self.count += 1
+        self.on_set_aside(reason)
         props = pika.BasicProperties(delivery_mode=2, headers={"x-reject-reason": reason,
                                                                 "x-reject-detail": detail[:1000],
                                                                 "x-original-sender": sender or ""})

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..broker import queue_arguments, supports_quorum
+from ..errors import ExitCode, Verdict
 from ..protocol.broker_names import TASK_EXCHANGE, EndpointNames
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,10 @@ class EndpointQueues:
         operator when the config asks for quorum queues the broker does not have."""
         has_quorum = supports_quorum(server.get("version", ""))
         if self.settings.queue_type == "quorum" and not has_quorum:
-            return (f"broker.queue_type is quorum but the broker at {node} (RabbitMQ {server.get('version') or '?'}) "
-                    "has no quorum queues with what the endpoint uses (RabbitMQ 3.10 or later): upgrade it, or set "
-                    "broker.queue_type: auto")
+            version = server.get("version") or "?"
+            return Verdict(f"broker.queue_type is quorum but the broker at {node} (RabbitMQ {version}) has no "
+                           "quorum queues with what the endpoint uses (RabbitMQ 3.10 or later): upgrade it, or set "
+                           "broker.queue_type: auto", ExitCode.BAD_CONFIG)
         self.quorum = self.settings.queue_type != "classic" and has_quorum
         return None
 

@@ -1,6 +1,7 @@
 """What to tell the operator when the broker refuses the endpoint something only they can fix."""
 
 from ..broker import ReplyCode
+from ..errors import ExitCode, Verdict
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE
 
 
@@ -14,20 +15,30 @@ def refusal_advice(code: int, text: str, step: str, *, was_ready: bool, identity
         return _access_refused(text, step, identity, owner, creating_exchanges)
     if code == ReplyCode.PRECONDITION_FAILED and step.startswith("declaring"):
         queue = step.removeprefix("declaring ")
-        return (f"the broker has a queue {queue} with other arguments than this endpoint declares ({text}); "
+        return Verdict(f"the broker has a queue {queue} with other arguments than this endpoint declares ({text}); "
                 "`compute-endpoint migrate-queues` (with the endpoint stopped) moves its messages into a queue "
-                "declared as the config now says; or set broker.queue_type and broker.delivery_limit back")
+                "declared as the config now says; or set broker.queue_type and broker.delivery_limit back",
+                       ExitCode.BAD_CONFIG)
     return None
 
 
+def connection_refused(text: str) -> Verdict:
+    return Verdict(f"the broker closed the connection: {text}", ExitCode.NO_PERMISSION)
+
+
 def another_daemon(detail: str) -> str:
-    return (f"another daemon of this endpoint is already taking its tasks ({detail}): it runs on another "
-            "host sharing this endpoint's directory; stop it there first (`compute-endpoint stop`)")
+    return Verdict(f"another daemon of this endpoint is already taking its tasks ({detail}): it runs on another "
+                   "host sharing this endpoint's directory; stop it there first (`compute-endpoint stop`)",
+                   ExitCode.ALREADY_RUNNING)
 
 
 def _access_refused(text: str, step: str, identity: str, owner: str, creating_exchanges: bool) -> str:
     if "exclusive use" in text:
         return another_daemon(text)
+    return Verdict(_access_advice(text, step, identity, owner, creating_exchanges), ExitCode.NO_PERMISSION)
+
+
+def _access_advice(text: str, step: str, identity: str, owner: str, creating_exchanges: bool) -> str:
     if step.startswith("exchange") and creating_exchanges:
         return (f"the broker has no exchange {TASK_EXCHANGE!r}/{RESULT_EXCHANGE!r} and identity "
                 f"{identity!r} may not create them ({text}); an administrator must set up the "

@@ -385,7 +385,7 @@ class Interchange:
             queued=self.scheduler.queued(), running=self.scheduler.running(),
             refused_messages=self.manager_keys.refused, refused_handshakes=self.auth.refused if self.auth else 0,
             placements={str(k): n for k, n in self.scheduler.router.counts.items()} if self.scheduler.router else {},
-            container_starts=self.scheduler.container_starts(),
+            container_starts=self.scheduler.container_starts(), retried=self.scheduler.retried,
             managers=[r.summary() for r in managers],
         )
         try:  # not buffered: a status is only worth sending while current

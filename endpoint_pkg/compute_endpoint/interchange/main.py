@@ -36,7 +36,7 @@ def run(settings: InterchangeSettings, on_ready: Callable[[Interchange], None] |
     except Exception as exc:  # typically the manager port is taken, or the socket directory is not ours
         log.error("cannot start the interchange: %s", exc)
         print(f"interchange: cannot start: {exc}", file=sys.stderr)
-        readiness.failed(f"cannot start: {exc}")
+        readiness.failed(f"cannot start: {exc}", getattr(exc, "exit_code", 1))
         return 1
 
     def stop(_signum, _frame):

@@ -61,6 +61,7 @@ class Scheduler:
         self._rings: dict[tuple[str, str], deque[str]] = {}
         self._in_ring: dict[tuple[str, str], set[str]] = {}
         self._departed_starts: Counter[str] = Counter()  # cold starts and warm hits of managers gone
+        self.retried = 0  # tasks queued again after a system failure (for metrics)
 
     # --- tasks ---------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class Scheduler:
         if system_failure and entry.attempts <= self.max_retries and entry.data is not None:
             if was_assigned:
                 self._requeue(entry, front=True)
+            self.retried += 1
             return Completion.RETRY
         if not was_assigned:
             self._dequeue(entry)
@@ -321,6 +323,7 @@ class Scheduler:
             entry.manager = None
             if entry.attempts <= self.max_retries and entry.data is not None:
                 self._requeue(entry, front=True)
+                self.retried += 1
             else:
                 del self.tasks[tid]
                 lost.append(Lost(entry, reason))

@@ -116,6 +116,7 @@ class InterchangeStatus(Message):
     refused_handshakes: int = 0  # managers on other hosts whose keys are not authorized
     placements: dict = field(default_factory=dict)  # soft routing: tasks placed warm, cold and by replacing
     container_starts: dict = field(default_factory=dict)  # the managers' cold starts and warm hits, summed
+    retried: int = 0  # tasks queued again after their worker or manager died (since this interchange started)
     payload: bytes = b""
 
     @classmethod

@@ -18,7 +18,7 @@ from ..credentials import Identity
 from ..credentials.identity import identity_from_env
 from ..protocol import Command, CommandAction, CommandReply, EndpointState, ProtocolError, StatusReport
 from ..protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, EndpointNames, ReplyAddress
-from .errors import BrokerUnavailableError, SDKError, UnknownEndpointError
+from .errors import BrokerRefusedError, BrokerUnavailableError, SDKError, UnknownEndpointError
 
 
 def sdk_identity(client_id: str | None, client_secret: str | None) -> Identity:
@@ -69,7 +69,7 @@ class Client:
             except AMQPConnectionError as exc:
                 failure = describe_connection_error(exc, params, self.identity.client_id)
                 if failure.fatal:
-                    raise BrokerUnavailableError(failure.message) from None
+                    raise BrokerRefusedError(failure.message) from None
                 failures.append(failure.message)
         raise BrokerUnavailableError("; ".join(failures))
 
@@ -83,6 +83,22 @@ class Client:
                     return False
                 raise SDKError(f"the broker refused to look up endpoint {endpoint_id}: {exc.reply_text}") from None
         return True
+
+    def queue_depths(self, queues: list[str]) -> dict[str, int | None]:
+        """Messages ready in each queue, counted by the broker now (a passive declare); None for a missing one."""
+        depths: dict[str, int | None] = {}
+        with self.connect() as conn:
+            for queue in queues:
+                channel = conn.channel()
+                try:
+                    depths[queue] = channel.queue_declare(queue, passive=True).method.message_count
+                except ChannelClosedByBroker as exc:
+                    if exc.reply_code != ReplyCode.NOT_FOUND:
+                        raise SDKError(f"the broker refused to count {queue}: {exc.reply_text}") from None
+                    depths[queue] = None
+                else:
+                    channel.close()
+        return depths
 
     def get_endpoint_status(self, endpoint_id: str, owner: str | None = None) -> dict:
         """The endpoint's last status report, with ``status`` online, offline or disconnected."""

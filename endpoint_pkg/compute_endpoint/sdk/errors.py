@@ -3,7 +3,7 @@
 import importlib
 
 from .. import serialize
-from ..errors import EndpointError
+from ..errors import EndpointError, ExitCode
 from ..protocol import ErrorKind, Result
 
 
@@ -16,7 +16,13 @@ class UnknownEndpointError(SDKError):
 
 
 class BrokerUnavailableError(SDKError):
-    pass
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class BrokerRefusedError(BrokerUnavailableError):
+    """The broker answered, and refused the identity: retrying cannot help."""
+
+    exit_code = ExitCode.NO_PERMISSION
 
 
 class TaskFailed(SDKError):
