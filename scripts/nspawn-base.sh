@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build once, then reuse, a debootstrapped Debian 12 root for systemd-nspawn test hosts.
+# Build once, then reuse, a debootstrapped Debian root for systemd-nspawn test hosts.
+# Usage: scripts/nspawn-base.sh [bookworm|trixie]   (default bookworm: Debian 12; trixie: Debian 13)
 # Prints the root's path on stdout. The cache key is the package list, so a change rebuilds.
 #
 # Test hosts cannot reach apt mirrors (they sit on a private bridge), so everything
@@ -7,18 +8,27 @@
 # python3-apt and python3-packaging, which Ansible's apt and pip modules need.
 set -euo pipefail
 
-PACKAGES="systemd,systemd-sysv,dbus,libpam-systemd,python3,python3.11,python3-venv,python3-apt,python3-packaging"
+SUITE=${1:-bookworm}
+case $SUITE in
+    bookworm) RELEASE=debian12 PYTHON=python3.11 LOCK=.lock ;;
+    trixie) RELEASE=debian13 PYTHON=python3.13 LOCK=.lock-trixie ;;
+    *) echo "unknown suite $SUITE: bookworm or trixie" >&2; exit 2 ;;
+esac
+# The package's interpreter is the release's own python3.X.
+PACKAGES="systemd,systemd-sysv,dbus,libpam-systemd,python3,$PYTHON,python3-venv,python3-apt,python3-packaging"
 PACKAGES="$PACKAGES,sudo,openssh-server,iproute2,procps,netcat-openbsd,ca-certificates,less"
 PACKAGES="$PACKAGES,rabbitmq-server,adduser"
+# nftables for the roles' optional firewall (compute_broker_firewall_enabled, ...).
+PACKAGES="$PACKAGES,nftables"
 # Slurm for the `slurm` scenario, whose compute nodes run managers in batch jobs.
 PACKAGES="$PACKAGES,slurmctld,slurmd,slurm-client,munge"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${COMPUTE_NSPAWN_CACHE:-/var/cache/compute-endpoint-tests}
 KEY=$(printf '%s v3' "$PACKAGES" | sha256sum | cut -c1-12)
-ROOT=$CACHE/debian12-$KEY
+ROOT=$CACHE/$RELEASE-$KEY
 
 mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
+exec 9>"$CACHE/$LOCK"
 flock 9
 if [ -f "$ROOT/.complete" ]; then
     echo "$ROOT"
@@ -27,8 +37,8 @@ fi
 
 command -v debootstrap >/dev/null || { echo "debootstrap is missing: apt-get install debootstrap" >&2; exit 1; }
 rm -rf "$ROOT.tmp"
-echo "==> debootstrap Debian 12 into $ROOT (once; a few minutes)" >&2
-debootstrap --variant=minbase --include="$PACKAGES" bookworm "$ROOT.tmp" "$MIRROR" >&2
+echo "==> debootstrap $SUITE ($RELEASE) into $ROOT (once; a few minutes)" >&2
+debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT.tmp" "$MIRROR" >&2
 
 # Every container gets its own identity at boot.
 : > "$ROOT.tmp/etc/machine-id"

@@ -1,7 +1,7 @@
-"""Real systemd hosts for tests: Debian 12 containers booted with systemd-nspawn.
+"""Real systemd hosts for tests: Debian 12 (or 13) containers booted with systemd-nspawn.
 
 Each host is an overlayfs snapshot of the cached debootstrap root
-(scripts/nspawn-base.sh), booted with ``systemd-nspawn -b --register=no
+(scripts/nspawn-base.sh SUITE), booted with ``systemd-nspawn -b --register=no
 --keep-unit``, and reached with ``nsenter`` into its systemd's namespaces.
 Without a bridge the host shares this machine's network, so it reaches the
 test broker on 127.0.0.1. nspawn mounts a tmpfs on the container's /tmp, so
@@ -21,11 +21,22 @@ from . import REPO
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def base_root() -> Path:
-    done = subprocess.run([str(REPO / "scripts" / "nspawn-base.sh")], capture_output=True, text=True, timeout=1800)
+def base_root(suite: str = "bookworm") -> Path:
+    done = subprocess.run([str(REPO / "scripts" / "nspawn-base.sh"), suite], capture_output=True, text=True,
+                          timeout=1800)
     if done.returncode != 0:
-        raise RuntimeError(f"could not build the Debian 12 base root: {done.stderr[-2000:]}")
+        raise RuntimeError(f"could not build the {suite} base root: {done.stderr[-2000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
+
+
+def _needs_unified_cgroups(root: Path) -> bool:
+    """systemd 256 and later boot only on cgroup v2; this machine's nspawn (252) on a cgroup v1 host
+    would give them v1 unless told otherwise (trixie has 257)."""
+    for shared in root.glob("usr/lib/*/systemd/libsystemd-shared-*.so"):
+        version = shared.name.removeprefix("libsystemd-shared-").removesuffix(".so").split(".")[0]
+        if version.isdigit() and int(version) >= 256:
+            return True
+    return False
 
 
 class NspawnHost:
@@ -53,10 +64,13 @@ class NspawnHost:
             link.unlink(missing_ok=True)
             link.symlink_to("/dev/null")
         console = open(self.dir / "console.log", "wb")  # noqa: SIM115 - nspawn writes to it until poweroff
+        env = dict(os.environ)
+        if _needs_unified_cgroups(self.base):
+            env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
         self.process = subprocess.Popen(
             ["systemd-nspawn", "-D", str(self.root), "-b", "--register=no", "--keep-unit", f"--machine={self.name}",
              "--console=passive"], stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, env=env)
         console.close()
         self.leader = self._find_leader(timeout)
         deadline = time.monotonic() + timeout

