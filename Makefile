@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv broker test-tools demo test test-python lint clean packages molecule bench
+.PHONY: help venv broker test-tools demo test test-python lint clean packages molecule bench collection
 # molecule and ansible-lint call ansible-playbook and friends by name.
 TOOLS_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
@@ -28,17 +28,24 @@ demo: venv broker
 	scripts/demo.sh
 
 lint: venv
-	$(VENV)/bin/ruff check endpoint_pkg tests examples bench molecule
+	$(VENV)/bin/ruff check endpoint_pkg tests examples bench molecule scripts
+	$(PY) scripts/role_docs.py --check
 	$(VENV)/bin/mypy --config-file endpoint_pkg/pyproject.toml endpoint_pkg/compute_endpoint
 	$(TOOLS_PATH) $(VENV)/bin/ansible-lint roles playbooks molecule
 
 test-python: test-tools venv broker
 	$(PY) -m pytest tests
 
-# The molecule scenarios boot systemd containers (root): about 25 minutes for the four.
-molecule: test-tools venv
+# The Ansible collection compute.endpoint, built into build/ and installed into
+# build/collections (offline), where the molecule scenarios take the roles from.
+collection: venv
+	VENV=$(VENV) scripts/build-collection.sh
+
+# The molecule scenarios boot systemd containers (root). The four take about 25 minutes one after
+# another; scripts/molecule-lanes.sh runs them in two lanes at once.
+molecule: test-tools venv collection
 	scripts/molecule-artifacts.sh
-	$(TOOLS_PATH) $(VENV)/bin/molecule test --all
+	$(TOOLS_PATH) scripts/molecule-lanes.sh
 
 test: test-tools lint test-python molecule
 
@@ -56,5 +63,6 @@ bench: .venv-bench/.installed broker
 
 packages: test-tools venv
 	packaging/build.sh
-	lintian --fail-on error,warning dist/compute-endpoint_*.deb
+	lintian --fail-on error,warning dist/compute-endpoint_*+deb12_amd64.deb
+	packaging/build-root.sh trixie lintian --fail-on error,warning dist/compute-endpoint_*+deb13_amd64.deb
 	rpmlint -c packaging/rpmlint.toml dist/compute-endpoint-*.rpm

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the molecule scenarios install, built into build/molecule/:
-#   deb/ deb-upgrade/   the package, and a newer build of it for the rolling upgrade
+#   deb/ deb-upgrade/   the Debian 12 package (the scenarios' hosts are bookworm), and a newer
+#                       build of it for the rolling upgrade
 #   wheelhouse/         the compute-endpoint wheel and every dependency (for hosts without PyPI)
 #   wheel-upgrade/      a newer compute-endpoint wheel
 set -euo pipefail
@@ -9,8 +10,8 @@ OUT=build/molecule
 UPGRADE_VERSION=0.1.0+upgrade1
 rm -rf "$OUT" && mkdir -p "$OUT"
 
-DIST=$OUT/deb packaging/build.sh >/dev/null
-DIST=$OUT/deb-upgrade PACKAGE_VERSION=$UPGRADE_VERSION packaging/build.sh >/dev/null
+DIST=$OUT/deb packaging/build.sh debian12 >/dev/null
+DIST=$OUT/deb-upgrade PACKAGE_VERSION=$UPGRADE_VERSION packaging/build.sh debian12 >/dev/null
 
 .venv/bin/pip wheel -q ./endpoint_pkg -w "$OUT/wheelhouse"
 src=$(mktemp -d)

@@ -32,7 +32,8 @@ def ansible_template(tmp_path: Path, src: Path, variables: dict) -> str:
         "hosts": "localhost", "connection": "local", "gather_facts": False, "vars": variables,
         "tasks": [{"ansible.builtin.template": {"src": str(src), "dest": str(out), "mode": "0600"}}],
     }]))
-    env = {"ANSIBLE_FILTER_PLUGINS": str(REPO / "roles/compute_broker/filter_plugins"), "PATH": "/usr/bin:/bin",
+    # The templates name the collection's filter by FQCN: the source checkout's view of the collection.
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks/collections"), "PATH": "/usr/bin:/bin",
            "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
     playbook_cmd = Path(sys.executable).parent / "ansible-playbook"
     done = subprocess.run([str(playbook_cmd), str(playbook)], env=env, capture_output=True, text=True, timeout=120)
