@@ -24,8 +24,10 @@ from .errors import ExitCode, Verdict
 
 __all__ = ["Backoff", "ConfirmTracker", "NodeRotation", "ReplyCode", "broker_urls", "connection_parameters",
            "describe_connection_error", "node_parameters", "queue_arguments", "reply_code", "reply_text",
-           "server_summary", "supports_quorum", "where"]
+           "server_summary", "supports_quorum", "where", "UNREACHABLE"]
 
+# How a connection failure that a retry may mend begins; `start` reports it as exit code 69.
+UNREACHABLE = "cannot reach the broker"
 T = TypeVar("T")
 
 
@@ -181,7 +183,7 @@ def describe_connection_error(error: BaseException, params: pika.ConnectionParam
         return ConnectionFailure(True, Verdict(f"identity {who!r} may not use virtual host {params.virtual_host!r} on "
                                                f"{where}; ask the broker administrator for permissions",
                                                ExitCode.NO_PERMISSION))
-    return ConnectionFailure(False, f"cannot reach the broker at {where}: {text or type(error).__name__}")
+    return ConnectionFailure(False, f"{UNREACHABLE} at {where}: {text or type(error).__name__}")
 
 
 # RabbitMQ confirms a publish within milliseconds, or seconds under load. One unconfirmed for this long (seen

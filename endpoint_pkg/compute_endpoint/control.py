@@ -22,6 +22,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TextIO
 
+from .broker import UNREACHABLE
 from .config import Broker, Config, ConfigError, load_config
 from .config.template import render_default_config
 from .credentials import CredentialStore, Identity, environment_without_secrets, resolve_identity
@@ -172,7 +173,7 @@ def start(home: EndpointHome, name: str, progress: Progress, timeout: float = 60
     if line.startswith("FAILED"):  # the daemon's verdict, with the code it exits with
         code, message = Readiness.parse_failed(line)
         raise with_exit_code(EndpointError(message), code)
-    if "cannot reach the broker" in line:  # still retrying in the background, but the broker is the reason
+    if UNREACHABLE in line:  # still retrying in the background, but the broker is the reason
         raise UnavailableError(line)
     raise EndpointError(line)
 

@@ -9,6 +9,7 @@ import time
 import pika
 
 from compute_endpoint.protocol.broker_names import RESULT_EXCHANGE, TASK_EXCHANGE, broker_permissions
+from compute_endpoint.sdk.client import Client
 
 BROKER_URL = os.environ.get("COMPUTE_TEST_BROKER_URL", "amqp://127.0.0.1:5672/%2F")
 ADMIN = ("guest", "guest")  # loopback-only administrator of a stock RabbitMQ
@@ -78,13 +79,7 @@ def queue_depth(queue: str) -> int | None:
     (Asked over AMQP: `rabbitmqctl list_queues messages` shows a quorum queue's
     counters as last sampled, seconds old.)
     """
-    with admin_channel() as conn:
-        try:
-            return conn.channel().queue_declare(queue, passive=True).method.message_count
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                return None
-            raise
+    return Client(BROKER_URL, *ADMIN).queue_depths([queue])[queue]
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):

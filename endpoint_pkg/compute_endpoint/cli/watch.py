@@ -1,6 +1,7 @@
 """`compute-endpoint status NAME --watch`: a live view of an endpoint's queues, tasks, rate, managers and blocks."""
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +66,7 @@ def watch_view(data: dict, waiting: int | None, dead: int | None, rate: float | 
     provider = data.get("provider") or {}
     blocks = provider.get("blocks") or []
     if provider:
-        states: dict[str, int] = {}
-        for block in blocks:
-            states[block["state"]] = states.get(block["state"], 0) + 1
+        states = Counter(block["state"] for block in blocks)
         summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "none"
         table.add_row("Blocks", summary)
     parts: list[Any] = [table]

@@ -8,16 +8,18 @@ or already stopped, gets the last status read instead.
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .status import SHOWN_STATES
+
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 2.0  # seconds a scrape waits for the loop; Prometheus' own default timeout is 10 s
-STATES = ("Starting", "Running", "Degraded", "Stopping")  # StatusBuilder.as_dict()["state"]
 
 
 class StatusCollector(Collector):
@@ -86,7 +88,7 @@ class StatusCollector(Collector):
         state = GaugeMetricFamily(f"{p}_state", "1 for the state the endpoint is in (as `list` and `status` show "
                                                 "it)", labels=["state"])
         if status is not None:
-            for name in STATES:
+            for name in SHOWN_STATES:
                 state.add_metric([name], int(status.get("state") == name))
         yield state
         info = GaugeMetricFamily(f"{p}_info", "The endpoint's name, id and version (always 1)",
@@ -120,10 +122,7 @@ class StatusCollector(Collector):
                                                                 "failed: tasks cannot run until one starts")
         provider = (status or {}).get("provider")
         if status is not None:
-            counts: dict[str, int] = {}
-            for block in (provider or {}).get("blocks", []):
-                state = str(block.get("state", "UNKNOWN"))
-                counts[state] = counts.get(state, 0) + 1
+            counts = Counter(str(block.get("state", "UNKNOWN")) for block in (provider or {}).get("blocks", []))
             with self._lock:  # scrapes may come on several threads at once
                 self._block_states.update(counts)
                 states = sorted(self._block_states)

@@ -21,6 +21,8 @@ class DaemonState(StrEnum):
 
 _SHOWN_AS = {DaemonState.STARTING: "Starting", DaemonState.ONLINE: "Running", DaemonState.RECONNECTING: "Running",
              DaemonState.STOPPING: "Stopping"}
+# Every state `status` and `list` show a running daemon in ("Degraded": online, but every block failed).
+SHOWN_STATES = (*dict.fromkeys(_SHOWN_AS.values()), "Degraded")
 
 
 @dataclass
